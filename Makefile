@@ -1,0 +1,49 @@
+# fulcrum — `make demo` runs the stack, `make test` runs every test.
+# Both install what they need when it is missing (Debian packages, Go modules).
+
+GO       ?= go
+BIN      := bin/fulcrum
+# Debian packages the tests and benchmarks run against (the real peers).
+TEST_PKGS := haproxy nginx-light wrk mariadb-server mariadb-client keepalived \
+             iproute2 nftables nmap prometheus chromium chromium-driver curl
+DEMO_PKGS := mariadb-server mariadb-client curl
+
+.PHONY: all build demo test unit integration lint bench deps-test deps-demo modules clean
+
+all: build
+
+modules:
+	$(GO) mod download
+
+build: modules
+	$(GO) build -o $(BIN) ./cmd/fulcrum
+
+deps-test:
+	@scripts/apt-need $(TEST_PKGS)
+
+deps-demo:
+	@scripts/apt-need $(DEMO_PKGS)
+
+demo: deps-demo build
+	$(BIN) up
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go') 2>/dev/null); \
+	  if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+
+# Unit tests with the race detector (integration tests skip under -short),
+# then every test, integration included, against real processes.
+unit: modules
+	$(GO) test -race -short -count=1 ./...
+
+integration: modules build
+	$(GO) test -count=1 -timeout 25m ./...
+
+test: deps-test lint unit integration
+
+bench: deps-test build
+	$(GO) run ./bench
+
+clean:
+	rm -rf bin
