@@ -22,6 +22,9 @@ type LB struct {
 	Grace     Duration   `yaml:"grace"`
 	Frontends []Frontend `yaml:"frontends"`
 	Backends  []Backend  `yaml:"backends"`
+	// VRRP, when set, elects with peer load balancers which one holds the
+	// virtual addresses.
+	VRRP *VRRP `yaml:"vrrp"`
 }
 
 // Frontend is a set of listening addresses and the rules that choose a backend.
@@ -142,6 +145,9 @@ func ParseLB(name string, data []byte) (*LB, error) {
 }
 
 func (c *LB) setDefaults() {
+	if c.VRRP != nil {
+		c.VRRP.setDefaults()
+	}
 	if c.Grace == 0 {
 		c.Grace = Duration(10 * time.Second)
 	}
@@ -199,6 +205,9 @@ func (c *LB) validate() []*fieldError {
 		if _, err := ParseHostPort(c.Admin); err != nil {
 			add(errorf("admin", "%q: %v", c.Admin, err))
 		}
+	}
+	if c.VRRP != nil {
+		errs = append(errs, c.VRRP.validate("vrrp")...)
 	}
 	if len(c.Frontends) == 0 {
 		add(errorf("frontends", "at least one frontend is required"))
