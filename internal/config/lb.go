@@ -45,6 +45,9 @@ type Frontend struct {
 	// MaxHeaderBytes limits the size of a request head (default 16384, like
 	// HAProxy's tune.bufsize).
 	MaxHeaderBytes int `yaml:"max_header_bytes"`
+	// AccessLog writes one line per request (tcp: per connection) to the
+	// log (default true).
+	AccessLog *bool `yaml:"access_log"`
 }
 
 // Route sends matching HTTP requests to a backend. Empty fields match anything.

@@ -1,0 +1,210 @@
+package proxy
+
+import (
+	"bufio"
+	"context"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"fulcrum/internal/balance"
+)
+
+// Backend is a group of servers sharing a balancer, retry policy and
+// timeouts. Its server list only grows (servers removed at runtime stay as
+// tombstones, never picked), so an index from the balancer is always valid.
+type Backend struct {
+	Name string
+	// HashURI makes the balancer's key the request path (balance uri);
+	// HashSource makes it the client address (balance source).
+	HashURI, HashSource bool
+	// Retries is how many more attempts a failed connection gets.
+	Retries int
+	// Redispatch sends each retry to another server when one is usable;
+	// without it a retry waits min(ConnectTimeout, 1s) and tries the same
+	// server again, like HAProxy.
+	Redispatch bool
+	// ConnectTimeout bounds a dial; ServerTimeout bounds each wait for the
+	// server (the response head, each read of the body) and tcp idleness.
+	ConnectTimeout, ServerTimeout time.Duration
+	// Observe5xx counts 5xx responses (but 501 and 505) as server errors for
+	// passive health checks.
+	Observe5xx bool
+
+	Stats Counters
+
+	bal     balance.Balancer
+	mu      sync.Mutex // guards writes of servers
+	servers atomic.Pointer[[]*Server]
+}
+
+// NewBackend returns a backend over servers, chosen by bal, whose indexes
+// must match servers'.
+func NewBackend(name string, bal balance.Balancer, servers []*Server) *Backend {
+	b := &Backend{Name: name, bal: bal}
+	s := append([]*Server(nil), servers...)
+	b.servers.Store(&s)
+	return b
+}
+
+// Servers returns the backend's servers, tombstones included.
+func (b *Backend) Servers() []*Server { return *b.servers.Load() }
+
+// Balancer returns the backend's balancer.
+func (b *Backend) Balancer() balance.Balancer { return b.bal }
+
+// AddServer appends s (as the balancer's newest index). The caller adds it to
+// the balancer first.
+func (b *Backend) AddServer(s *Server) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	old := *b.servers.Load()
+	n := make([]*Server, len(old), len(old)+1)
+	copy(n, old)
+	n = append(n, s)
+	b.servers.Store(&n)
+}
+
+// pick chooses a server, avoiding avoid when another is usable.
+func (b *Backend) pick(key []byte, avoid *Server) *Server {
+	av := -1
+	if avoid != nil {
+		av = avoid.index
+	}
+	i := b.bal.Pick(key, av)
+	if i < 0 {
+		return nil
+	}
+	return (*b.servers.Load())[i]
+}
+
+func (b *Backend) release(s *Server) { b.bal.Release(s.index) }
+
+// Server is one backend server: its address, idle connection pool, counters
+// and passive health hook.
+type Server struct {
+	Name string
+	Addr string
+	// Observe, when set, receives the outcome of every use on live traffic
+	// (nil error: success) for passive health checking.
+	Observe func(error)
+
+	Stats Counters
+	// Active is the number of requests (tcp: connections) in flight.
+	Active atomic.Int64
+
+	index int
+	pool  pool
+}
+
+// NewServer returns a server at balancer index index.
+func NewServer(name, addr string, index int) *Server {
+	return &Server{Name: name, Addr: addr, index: index}
+}
+
+// Index returns the server's index in its backend's balancer.
+func (s *Server) Index() int { return s.index }
+
+// CloseIdle closes the server's pooled idle connections.
+func (s *Server) CloseIdle() { s.pool.closeAll() }
+
+func (s *Server) observe(err error) {
+	if s.Observe != nil {
+		s.Observe(err)
+	}
+}
+
+// Counters are the statistics kept per frontend, backend and server.
+// Field names follow HAProxy's stats columns where one exists.
+type Counters struct {
+	Requests    atomic.Uint64 // stot: requests (http) or connections (tcp)
+	BytesIn     atomic.Uint64 // bin: from clients
+	BytesOut    atomic.Uint64 // bout: to clients
+	ConnErrors  atomic.Uint64 // econ: failed connections to a server
+	RespErrors  atomic.Uint64 // eresp: servers that failed mid-exchange
+	ReqErrors   atomic.Uint64 // ereq: malformed or aborted requests
+	Retries     atomic.Uint64 // wretr
+	Redispatch  atomic.Uint64 // wredis
+	Status      [6]atomic.Uint64
+	TimeTotalNs atomic.Uint64 // sum of response times, for averages
+}
+
+// countStatus records one response of the given status code.
+func (c *Counters) countStatus(code int) {
+	if i := code / 100; i >= 1 && i <= 5 {
+		c.Status[i].Add(1)
+	} else {
+		c.Status[0].Add(1)
+	}
+}
+
+// serverConn is a connection to a server with its buffers.
+type serverConn struct {
+	net.Conn
+	br       *bufio.Reader
+	bw       *bufio.Writer
+	idleFrom time.Time
+}
+
+const (
+	poolMaxIdle     = 256
+	poolIdleTimeout = 20 * time.Second
+)
+
+// pool holds a server's idle keep-alive connections, newest on top.
+type pool struct {
+	mu   sync.Mutex
+	idle []*serverConn
+}
+
+func (p *pool) get(now time.Time) *serverConn {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for n := len(p.idle); n > 0; n = len(p.idle) {
+		c := p.idle[n-1]
+		p.idle[n-1] = nil
+		p.idle = p.idle[:n-1]
+		if now.Sub(c.idleFrom) < poolIdleTimeout {
+			return c
+		}
+		c.Close()
+	}
+	return nil
+}
+
+func (p *pool) put(c *serverConn, now time.Time) {
+	c.idleFrom = now
+	p.mu.Lock()
+	if len(p.idle) < poolMaxIdle {
+		p.idle = append(p.idle, c)
+		c = nil
+	}
+	p.mu.Unlock()
+	if c != nil {
+		c.Close()
+	}
+}
+
+func (p *pool) closeAll() {
+	p.mu.Lock()
+	idle := p.idle
+	p.idle = nil
+	p.mu.Unlock()
+	for _, c := range idle {
+		c.Close()
+	}
+}
+
+// dial opens a new connection to s.
+func (b *Backend) dial(ctx context.Context, s *Server) (*serverConn, error) {
+	d := net.Dialer{Timeout: b.ConnectTimeout}
+	c, err := d.DialContext(ctx, "tcp", s.Addr)
+	if err != nil {
+		return nil, err
+	}
+	if tc, ok := c.(*net.TCPConn); ok {
+		tc.SetNoDelay(true)
+	}
+	return &serverConn{Conn: c, br: bufio.NewReaderSize(c, 8192), bw: bufio.NewWriterSize(c, 8192)}, nil
+}

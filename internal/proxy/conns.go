@@ -1,0 +1,132 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"net"
+	"sync"
+	"time"
+)
+
+// tracked is a client connection as a frontend's shutdown sees it.
+type tracked interface {
+	close()
+	isActive() bool // in the middle of a request (http) or open (tcp)
+	setClosing()    // close after the current request
+}
+
+// connSet tracks a frontend's client connections for graceful shutdown.
+type connSet struct {
+	mu       sync.Mutex // guards the fields below
+	conns    map[tracked]struct{}
+	draining bool
+	done     chan struct{} // closed when the set empties while draining
+}
+
+func (s *connSet) add(c tracked) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.draining {
+		return false
+	}
+	if s.conns == nil {
+		s.conns = map[tracked]struct{}{}
+	}
+	s.conns[c] = struct{}{}
+	return true
+}
+
+func (s *connSet) remove(c tracked) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.conns, c)
+	if s.draining && len(s.conns) == 0 && s.done != nil {
+		close(s.done)
+		s.done = nil
+	}
+}
+
+func (s *connSet) count() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.conns)
+}
+
+// shutdown closes idle connections at once, lets active ones finish their
+// current request, and closes whatever is left when ctx is done.
+func (s *connSet) shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	s.draining = true
+	var done chan struct{}
+	if len(s.conns) > 0 {
+		done = make(chan struct{})
+		s.done = done
+	}
+	for c := range s.conns {
+		c.setClosing()
+		if !c.isActive() {
+			c.close()
+		}
+	}
+	s.mu.Unlock()
+	if done == nil {
+		return nil
+	}
+	// A connection that was between requests may have become active just
+	// before setClosing: sweep idle ones a few times.
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-done:
+			return nil
+		case <-tick.C:
+			s.mu.Lock()
+			for c := range s.conns {
+				if !c.isActive() {
+					c.close()
+				}
+			}
+			s.mu.Unlock()
+		case <-ctx.Done():
+			s.mu.Lock()
+			for c := range s.conns {
+				c.close()
+			}
+			s.mu.Unlock()
+			return ctx.Err()
+		}
+	}
+}
+
+// acceptLoop accepts connections until ln is closed, backing off on
+// temporary errors (such as running out of file descriptors).
+func acceptLoop(ln net.Listener, handle func(net.Conn)) error {
+	var delay time.Duration
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return nil
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() || isTemporary(err) {
+				if delay == 0 {
+					delay = 5 * time.Millisecond
+				} else if delay *= 2; delay > time.Second {
+					delay = time.Second
+				}
+				time.Sleep(delay)
+				continue
+			}
+			return err
+		}
+		delay = 0
+		handle(c)
+	}
+}
+
+func isTemporary(err error) bool {
+	t, ok := err.(interface{ Temporary() bool })
+	return ok && t.Temporary()
+}

@@ -1,0 +1,814 @@
+package proxy
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Route sends requests whose Host and path match to Backend. Empty Host and
+// PathPrefix match anything. Host is compared without port, ignoring case.
+type Route struct {
+	Host       string
+	PathPrefix string
+	Backend    *Backend
+}
+
+// Routing is a frontend's routing table; it is replaced whole on reload.
+type Routing struct {
+	Routes  []Route
+	Default *Backend // nil: requests that match no route get 503
+}
+
+func (r *Routing) backendFor(host, path []byte) *Backend {
+	if len(r.Routes) > 0 {
+		if i := bytes.LastIndexByte(host, ':'); i >= 0 && bytes.LastIndexByte(host, ']') < i {
+			host = host[:i]
+		}
+		for i := range r.Routes {
+			rt := &r.Routes[i]
+			if rt.Host != "" && !bytes.EqualFold(host, []byte(rt.Host)) {
+				continue
+			}
+			if rt.PathPrefix != "" && !bytes.HasPrefix(path, []byte(rt.PathPrefix)) {
+				continue
+			}
+			return rt.Backend
+		}
+	}
+	return r.Default
+}
+
+// HTTPFrontend proxies HTTP/1.x connections to backends.
+type HTTPFrontend struct {
+	Name string
+	// TimeoutClient is the longest a client connection may idle between
+	// requests or while sending one; TimeoutRequestHeader bounds the time to
+	// receive a whole request head (a slow-header defence). Zero: none.
+	TimeoutClient, TimeoutRequestHeader time.Duration
+	// MaxHeaderBytes limits a request head (zero: 16384).
+	MaxHeaderBytes int
+	// Proto is the value of X-Forwarded-Proto (default http).
+	Proto string
+	// AccessLog, when set, gets one line per request.
+	AccessLog *slog.Logger
+
+	Stats Counters
+
+	routing atomic.Pointer[Routing]
+	conns   connSet
+}
+
+// SetRouting replaces the routing table; requests already routed are not affected.
+func (f *HTTPFrontend) SetRouting(r *Routing) { f.routing.Store(r) }
+
+// Serve accepts connections on ln until it is closed.
+func (f *HTTPFrontend) Serve(ln net.Listener) error {
+	return acceptLoop(ln, func(c net.Conn) {
+		cc := f.newConn(c)
+		if !f.conns.add(cc) {
+			c.Close()
+			return
+		}
+		go func() {
+			defer f.conns.remove(cc)
+			cc.serve()
+		}()
+	})
+}
+
+// Shutdown makes every connection close after its current request, closes
+// the idle ones, and waits for the rest until ctx is done, then closes them.
+func (f *HTTPFrontend) Shutdown(ctx context.Context) error { return f.conns.shutdown(ctx) }
+
+// ActiveConns returns the number of open client connections.
+func (f *HTTPFrontend) ActiveConns() int { return f.conns.count() }
+
+// clientConn is one client connection and its reusable buffers.
+type clientConn struct {
+	f        *HTTPFrontend
+	c        net.Conn
+	br       *bufio.Reader
+	bw       *bufio.Writer
+	remoteIP string
+	req      head
+	resp     head
+	out      []byte // the request head as sent to servers
+	active   atomic.Bool
+	closing  atomic.Bool
+}
+
+func (f *HTTPFrontend) newConn(c net.Conn) *clientConn {
+	if tc, ok := c.(*net.TCPConn); ok {
+		tc.SetNoDelay(true)
+	}
+	ip := ""
+	if a, ok := c.RemoteAddr().(*net.TCPAddr); ok {
+		ip = a.IP.String()
+	}
+	return &clientConn{f: f, c: c, remoteIP: ip,
+		br: bufio.NewReaderSize(c, 4096), bw: bufio.NewWriterSize(c, 4096)}
+}
+
+func (cc *clientConn) close()              { cc.c.Close() }
+func (cc *clientConn) isActive() bool      { return cc.active.Load() }
+func (cc *clientConn) setClosing()         { cc.closing.Store(true) }
+func (cc *clientConn) wantClose() bool     { return cc.closing.Load() }
+func (cc *clientConn) deadline(d time.Duration) {
+	if d > 0 {
+		cc.c.SetReadDeadline(time.Now().Add(d))
+	} else {
+		cc.c.SetReadDeadline(time.Time{})
+	}
+}
+
+func (cc *clientConn) serve() {
+	defer cc.close()
+	f := cc.f
+	max := f.MaxHeaderBytes
+	if max <= 0 {
+		max = 16384
+	}
+	for !cc.wantClose() {
+		// Wait for the first byte of the next request under the idle
+		// timeout, then for the whole head under the header timeout.
+		cc.deadline(f.TimeoutClient)
+		if _, err := cc.br.Peek(1); err != nil {
+			return
+		}
+		cc.active.Store(true)
+		if f.TimeoutRequestHeader > 0 {
+			cc.deadline(f.TimeoutRequestHeader)
+		}
+		start := time.Now()
+		err := readHead(cc.br, &cc.req, max)
+		if err == nil {
+			err = parseRequest(&cc.req)
+		}
+		if err != nil {
+			if len(cc.req.buf) == 0 && !errors.Is(err, errHeadTooLarge) {
+				return // the client went away before sending anything
+			}
+			f.Stats.ReqErrors.Add(1)
+			cc.writeError(statusFor(err), false)
+			cc.logParseError(err)
+			cc.lingerClose()
+			return
+		}
+		keep := cc.handle(start)
+		cc.active.Store(false)
+		if !keep {
+			return
+		}
+	}
+}
+
+// lingerClose half-closes the connection and discards what the client still
+// sends for a moment, so that closing with unread input does not reset the
+// connection and destroy the error response before the client reads it.
+func (cc *clientConn) lingerClose() {
+	closeWrite(cc.c)
+	cc.c.SetReadDeadline(time.Now().Add(500 * time.Millisecond))
+	io.CopyN(io.Discard, cc.c, 256<<10)
+}
+
+// statusFor maps a request-parsing error to its status code.
+func statusFor(err error) int {
+	var ne net.Error
+	switch {
+	case errors.Is(err, errHeadTooLarge):
+		return 431
+	case errors.Is(err, errBadVersion):
+		return 505
+	case errors.As(err, &ne) && ne.Timeout(), errors.Is(err, os.ErrDeadlineExceeded):
+		return 408
+	}
+	return 400
+}
+
+func (cc *clientConn) logParseError(err error) {
+	if l := cc.f.AccessLog; l != nil {
+		l.Info("bad request", "frontend", cc.f.Name, "client", cc.remoteIP, "error", err.Error())
+	}
+}
+
+// exchange is the state of one request as it goes through the proxy.
+type exchange struct {
+	b        *Backend
+	srv      *Server
+	status   int
+	retries  int
+	bytesIn  int64
+	bytesOut int64
+	err      error
+	// tConnect and tResponse are when the server connection was ready and
+	// when the response head arrived.
+	tConnect, tResponse time.Time
+}
+
+// handle proxies one parsed request and reports whether the client
+// connection may carry another.
+func (cc *clientConn) handle(start time.Time) bool {
+	f, req := cc.f, &cc.req
+	f.Stats.Requests.Add(1)
+	path := req.startB
+	if len(path) > 0 && path[0] != '/' {
+		path = absPath(path)
+	}
+	var x exchange
+	routing := f.routing.Load()
+	if routing != nil {
+		x.b = routing.backendFor(req.host, path)
+	}
+	hasBody := req.chunked || req.contentLength > 0
+	clientKeep := req.minor == 1 && !req.connClose || req.minor == 0 && req.connKeepAlive
+	keep := cc.proxy(&x, path, hasBody)
+	keep = keep && clientKeep && !cc.wantClose()
+	f.Stats.countStatus(x.status)
+	if x.b != nil {
+		x.b.Stats.countStatus(x.status)
+	}
+	if l := f.AccessLog; l != nil {
+		cc.accessLog(l, &x, start)
+	}
+	return keep
+}
+
+// proxy forwards the request to a server of x.b with retries and writes the
+// response. It returns false when the client connection must close.
+func (cc *clientConn) proxy(x *exchange, path []byte, hasBody bool) bool {
+	req := &cc.req
+	if x.b == nil {
+		x.status = 503
+		return cc.writeError(503, !hasBody)
+	}
+	b := x.b
+	b.Stats.Requests.Add(1)
+	upgrade := req.connUpgrade && len(req.upgrade) > 0
+	if req.expect100 && hasBody && req.minor == 1 {
+		// Answer the expectation here rather than forward it: the body
+		// is streamed to the server as it comes (RFC 9110 section 10.1.1).
+		cc.bw.WriteString("HTTP/1.1 100 Continue\r\n\r\n")
+		if cc.bw.Flush() != nil {
+			return false
+		}
+	}
+	cc.out = cc.buildRequest(cc.out[:0], upgrade)
+	var key []byte
+	switch {
+	case b.HashURI:
+		key = path
+	case b.HashSource:
+		key = []byte(cc.remoteIP)
+	}
+	ctx := context.Background()
+	var prev *Server
+	attempts := b.Retries + 1
+	for attempt := 0; attempt < attempts; attempt++ {
+		if attempt > 0 {
+			x.retries++
+			b.Stats.Retries.Add(1)
+			if prev != nil {
+				prev.Stats.Retries.Add(1)
+			}
+		}
+		var avoid *Server
+		if attempt > 0 && b.Redispatch {
+			avoid = prev
+		}
+		srv := b.pick(key, avoid)
+		if srv == nil {
+			x.status = 503
+			x.err = errors.New("no server available")
+			return cc.writeError(503, !hasBody)
+		}
+		if attempt > 0 && prev != nil && srv != prev {
+			b.Stats.Redispatch.Add(1)
+			srv.Stats.Redispatch.Add(1)
+		} else if attempt > 0 && !b.Redispatch {
+			wait := b.ConnectTimeout
+			if wait <= 0 || wait > time.Second {
+				wait = time.Second
+			}
+			time.Sleep(wait)
+		}
+		x.srv, prev = srv, srv
+		srv.Active.Add(1)
+		srv.Stats.Requests.Add(1)
+		res := cc.try(ctx, x, srv, hasBody, upgrade)
+		srv.Active.Add(-1)
+		b.release(srv)
+		switch res {
+		case tryDone:
+			return x.status != 0 && !cc.wantClose() && x.err == nil
+		case tryClientGone:
+			return false
+		case tryRetry:
+			continue
+		case tryFail:
+			return cc.failResponse(x, hasBody)
+		}
+	}
+	return cc.failResponse(x, hasBody)
+}
+
+// failResponse answers a request no server could serve: 504 after a
+// timeout, 502 otherwise.
+func (cc *clientConn) failResponse(x *exchange, hasBody bool) bool {
+	code := 502
+	var ne net.Error
+	if errors.As(x.err, &ne) && ne.Timeout() {
+		code = 504
+	}
+	x.status = code
+	x.b.Stats.RespErrors.Add(1)
+	return cc.writeError(code, false) && !hasBody
+}
+
+type tryResult int
+
+const (
+	tryDone       tryResult = iota // a response was relayed (or failed mid-way)
+	tryRetry                       // nothing reached the client; try again
+	tryFail                        // nothing reached the client; give up
+	tryClientGone                  // the client failed; close it
+)
+
+// try sends the request to srv once and relays the response.
+func (cc *clientConn) try(ctx context.Context, x *exchange, srv *Server, hasBody, upgrade bool) tryResult {
+	b, req, f := x.b, &cc.req, cc.f
+	now := time.Now()
+	sc := srv.pool.get(now)
+	reused := sc != nil
+attempt:
+	for {
+		if sc == nil {
+			var err error
+			sc, err = b.dial(ctx, srv)
+			if err != nil {
+				x.err = err
+				b.Stats.ConnErrors.Add(1)
+				srv.Stats.ConnErrors.Add(1)
+				srv.observe(err)
+				return tryRetry
+			}
+		}
+		x.tConnect = time.Now()
+		if b.ServerTimeout > 0 {
+			sc.SetDeadline(x.tConnect.Add(b.ServerTimeout))
+		}
+		// The head, then the body as it arrives.
+		sc.bw.Write(cc.out)
+		var werr error
+		if hasBody {
+			before := cc.bodyDeadline
+			var n int64
+			var err error
+			if req.chunked {
+				n, err = copyChunked(sc.bw, cc.br, true, before)
+			} else {
+				n, err = copyN(sc.bw, cc.br, req.contentLength, before)
+			}
+			x.bytesIn += n
+			if err != nil {
+				sc.Close()
+				x.err = err
+				if errors.Is(err, errSrcRead) {
+					f.Stats.ReqErrors.Add(1)
+					if errors.Is(err, errBadChunk) {
+						x.status = 400
+						cc.writeError(400, false)
+					}
+					return tryClientGone
+				}
+				werr = err
+			}
+		}
+		if werr == nil {
+			werr = sc.bw.Flush()
+		}
+		if werr != nil {
+			sc.Close()
+			if reused && !hasBody {
+				// A pooled connection the server had closed: not a
+				// retry, just a new connection.
+				sc, reused = nil, false
+				continue
+			}
+			x.err = werr
+			return cc.serverFailed(x, srv, werr, hasBody)
+		}
+		// The response head; 1xx other than 101 are relayed and skipped.
+		for {
+			err := readHead(sc.br, &cc.resp, 64<<10)
+			if err == nil {
+				err = parseResponse(&cc.resp)
+			}
+			if err != nil {
+				sc.Close()
+				if reused && !hasBody && len(cc.resp.buf) == 0 && !isTimeout(err) {
+					sc, reused = nil, false
+					continue attempt
+				}
+				x.err = err
+				return cc.serverFailed(x, srv, err, hasBody)
+			}
+			if cc.resp.status >= 100 && cc.resp.status < 200 && cc.resp.status != 101 {
+				if cc.resp.status != 100 && req.minor == 1 {
+					cc.bw.Write(cc.resp.buf)
+					cc.bw.Flush()
+				}
+				continue
+			}
+			break
+		}
+		x.tResponse = time.Now()
+		return cc.relay(x, srv, sc, upgrade)
+	}
+}
+
+// serverFailed decides what follows a server failure before any response
+// byte reached the client: an idempotent request without a body is retried
+// (the server reset or timed out before answering), others fail.
+func (cc *clientConn) serverFailed(x *exchange, srv *Server, err error, hasBody bool) tryResult {
+	x.b.Stats.RespErrors.Add(1)
+	srv.Stats.RespErrors.Add(1)
+	srv.observe(err)
+	if !hasBody && idempotent(cc.req.startA) && !isTimeout(err) {
+		return tryRetry
+	}
+	return tryFail
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+func idempotent(method []byte) bool {
+	switch string(method) {
+	case "GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE":
+		return true
+	}
+	return false
+}
+
+// relay writes the response head and body to the client and returns the
+// server connection to the pool when it can carry another request.
+func (cc *clientConn) relay(x *exchange, srv *Server, sc *serverConn, upgrade bool) tryResult {
+	req, resp, f, b := &cc.req, &cc.resp, cc.f, x.b
+	x.status = resp.status
+	srv.Stats.countStatus(resp.status)
+	if b.Observe5xx && resp.status >= 500 && resp.status != 501 && resp.status != 505 {
+		srv.observe(errors.New("status " + strconv.Itoa(resp.status)))
+	} else {
+		srv.observe(nil)
+	}
+	if resp.status == 101 {
+		if !upgrade {
+			sc.Close()
+			x.err = errors.New("101 without an upgrade request")
+			x.status = 502
+			cc.writeError(502, false)
+			return tryDone
+		}
+		cc.writeResponseHead(true, true)
+		if cc.bw.Flush() != nil {
+			sc.Close()
+			return tryClientGone
+		}
+		in, out := tunnel(cc.c, cc.br, sc.Conn, sc.br)
+		x.bytesIn += in
+		x.bytesOut += out
+		b.Stats.BytesIn.Add(uint64(in))
+		b.Stats.BytesOut.Add(uint64(out))
+		srv.Stats.BytesIn.Add(uint64(in))
+		srv.Stats.BytesOut.Add(uint64(out))
+		cc.setClosing()
+		return tryDone
+	}
+	noBody := string(req.startA) == "HEAD" || resp.status == 204 || resp.status == 304
+	untilClose := !noBody && !resp.chunked && resp.contentLength < 0
+	// A chunked response to an HTTP/1.0 client is sent as bare data,
+	// delimited by closing the connection.
+	dechunk := resp.chunked && req.minor == 0
+	closeClient := untilClose || dechunk
+	cc.writeResponseHead(closeClient, false)
+	if f.TimeoutClient > 0 {
+		cc.c.SetWriteDeadline(time.Now().Add(f.TimeoutClient))
+	}
+	before := func() {
+		if b.ServerTimeout > 0 {
+			sc.SetReadDeadline(time.Now().Add(b.ServerTimeout))
+		}
+		if f.TimeoutClient > 0 {
+			cc.c.SetWriteDeadline(time.Now().Add(f.TimeoutClient))
+		}
+	}
+	var n int64
+	var err error
+	switch {
+	case noBody:
+	case resp.chunked:
+		n, err = copyChunked(cc.bw, sc.br, !dechunk, before)
+	case resp.contentLength >= 0:
+		n, err = copyN(cc.bw, sc.br, resp.contentLength, before)
+	default:
+		n, err = copyUntilEOF(cc.bw, sc.br, before)
+	}
+	x.bytesOut += n + int64(len(resp.buf))
+	x.bytesIn += int64(len(req.buf))
+	if err == nil {
+		err = cc.bw.Flush()
+		if err != nil {
+			err = &copyError{errDstWrite, err}
+		}
+	}
+	f.Stats.BytesIn.Add(uint64(x.bytesIn))
+	f.Stats.BytesOut.Add(uint64(x.bytesOut))
+	b.Stats.BytesIn.Add(uint64(x.bytesIn))
+	b.Stats.BytesOut.Add(uint64(x.bytesOut))
+	srv.Stats.BytesIn.Add(uint64(x.bytesIn))
+	srv.Stats.BytesOut.Add(uint64(x.bytesOut))
+	if err != nil {
+		// The head is already out: all that is left is to close both.
+		sc.Close()
+		x.err = err
+		if errors.Is(err, errSrcRead) {
+			b.Stats.RespErrors.Add(1)
+			srv.Stats.RespErrors.Add(1)
+			srv.observe(err)
+		}
+		cc.setClosing()
+		return tryDone
+	}
+	if untilClose || resp.connClose || resp.minor == 0 && !resp.connKeepAlive {
+		sc.Close()
+	} else {
+		sc.SetDeadline(time.Time{})
+		srv.pool.put(sc, time.Now())
+	}
+	if closeClient {
+		cc.setClosing()
+	}
+	return tryDone
+}
+
+// bodyDeadline extends the client's read deadline while a body streams in.
+func (cc *clientConn) bodyDeadline() {
+	if d := cc.f.TimeoutClient; d > 0 {
+		cc.c.SetReadDeadline(time.Now().Add(d))
+	}
+}
+
+// buildRequest appends the request head as sent to a server: the request
+// line, the client's fields less hop-by-hop ones and forwarding fields it
+// must not choose, then fulcrum's forwarding fields (RFC 7239 and the
+// X-Forwarded-* convention).
+func (cc *clientConn) buildRequest(out []byte, upgrade bool) []byte {
+	req := &cc.req
+	out = append(out, req.startA...)
+	out = append(out, ' ')
+	out = append(out, req.startB...)
+	out = append(out, " HTTP/1.1\r\n"...)
+	for _, fl := range req.fields {
+		if req.hopByHop(fl.name) || forwarding(fl.name) || equalFold(fl.name, "expect") {
+			continue
+		}
+		out = append(out, fl.name...)
+		out = append(out, ": "...)
+		out = append(out, fl.value...)
+		out = append(out, "\r\n"...)
+	}
+	if req.host == nil {
+		// An HTTP/1.0 request may lack Host; HTTP/1.1 needs one: name
+		// the address the client connected to.
+		out = append(out, "Host: "...)
+		out = append(out, cc.c.LocalAddr().String()...)
+		out = append(out, "\r\n"...)
+	}
+	if req.chunked {
+		out = append(out, "Transfer-Encoding: chunked\r\n"...)
+	}
+	if upgrade {
+		out = append(out, "Connection: upgrade\r\nUpgrade: "...)
+		out = append(out, req.upgrade...)
+		out = append(out, "\r\n"...)
+	}
+	proto := cc.f.Proto
+	if proto == "" {
+		proto = "http"
+	}
+	out = append(out, "X-Forwarded-For: "...)
+	out = append(out, cc.remoteIP...)
+	out = append(out, "\r\nX-Forwarded-Proto: "...)
+	out = append(out, proto...)
+	if req.host != nil {
+		out = append(out, "\r\nX-Forwarded-Host: "...)
+		out = append(out, req.host...)
+	}
+	out = append(out, "\r\nForwarded: for="...)
+	if strings.IndexByte(cc.remoteIP, ':') >= 0 {
+		out = append(out, "\"["...)
+		out = append(out, cc.remoteIP...)
+		out = append(out, "]\""...)
+	} else {
+		out = append(out, cc.remoteIP...)
+	}
+	out = append(out, ";proto="...)
+	out = append(out, proto...)
+	if req.host != nil && validForwardedHost(req.host) {
+		out = append(out, ";host=\""...)
+		out = append(out, req.host...)
+		out = append(out, '"')
+	}
+	out = append(out, "\r\n\r\n"...)
+	return out
+}
+
+// forwarding reports fields a client must not set on its own behalf.
+func forwarding(name []byte) bool {
+	switch len(name) {
+	case 9:
+		return equalFold(name, "forwarded")
+	case 15:
+		return equalFold(name, "x-forwarded-for") || equalFold(name, "x-forwarded-host")
+	case 17:
+		return equalFold(name, "x-forwarded-proto")
+	}
+	return false
+}
+
+func validForwardedHost(h []byte) bool {
+	for _, c := range h {
+		if c == '"' || c == '\\' {
+			return false
+		}
+	}
+	return true
+}
+
+// writeResponseHead writes the server's response head to the client less
+// hop-by-hop fields, with fulcrum's own Connection field.
+func (cc *clientConn) writeResponseHead(closeConn, upgrade bool) {
+	resp, req, w := &cc.resp, &cc.req, cc.bw
+	w.WriteString("HTTP/1.1 ")
+	w.Write(resp.startB)
+	w.WriteByte(' ')
+	w.Write(resp.startC)
+	w.WriteString("\r\n")
+	for _, fl := range resp.fields {
+		if resp.hopByHop(fl.name) {
+			continue
+		}
+		if resp.chunked && req.minor == 0 && equalFold(fl.name, "content-length") {
+			continue
+		}
+		w.Write(fl.name)
+		w.WriteString(": ")
+		w.Write(fl.value)
+		w.WriteString("\r\n")
+	}
+	switch {
+	case upgrade:
+		w.WriteString("Connection: upgrade\r\nUpgrade: ")
+		w.Write(resp.upgrade)
+		w.WriteString("\r\n")
+	case resp.chunked && req.minor == 1:
+		w.WriteString("Transfer-Encoding: chunked\r\n")
+	}
+	if !upgrade {
+		if closeConn || cc.wantClose() || req.connClose {
+			w.WriteString("Connection: close\r\n")
+		} else if req.minor == 0 {
+			w.WriteString("Connection: keep-alive\r\n")
+		}
+	}
+	w.WriteString("\r\n")
+}
+
+var statusText = map[int]string{
+	400: "Bad Request", 403: "Forbidden", 408: "Request Timeout", 413: "Content Too Large",
+	429: "Too Many Requests", 431: "Request Header Fields Too Large", 501: "Not Implemented",
+	502: "Bad Gateway", 503: "Service Unavailable", 504: "Gateway Timeout", 505: "HTTP Version Not Supported",
+}
+
+// writeError sends a short error response. With keep false (or when the
+// connection is closing) it asks the client to close; it returns whether the
+// connection may carry another request.
+func (cc *clientConn) writeError(code int, keep bool) bool {
+	keep = keep && !cc.wantClose()
+	text := statusText[code]
+	body := strconv.Itoa(code) + " " + text + "\n"
+	w := cc.bw
+	w.WriteString("HTTP/1.1 ")
+	w.WriteString(strconv.Itoa(code))
+	w.WriteByte(' ')
+	w.WriteString(text)
+	w.WriteString("\r\nContent-Type: text/plain; charset=utf-8\r\nCache-Control: no-cache\r\nContent-Length: ")
+	w.WriteString(strconv.Itoa(len(body)))
+	if !keep {
+		w.WriteString("\r\nConnection: close")
+	}
+	w.WriteString("\r\n\r\n")
+	w.WriteString(body)
+	cc.c.SetWriteDeadline(time.Now().Add(5 * time.Second))
+	if w.Flush() != nil {
+		return false
+	}
+	return keep
+}
+
+func (cc *clientConn) accessLog(l *slog.Logger, x *exchange, start time.Time) {
+	end := time.Now()
+	be, srv := "-", "-"
+	if x.b != nil {
+		be = x.b.Name
+	}
+	if x.srv != nil {
+		srv = x.srv.Name
+	}
+	attrs := []slog.Attr{
+		slog.String("frontend", cc.f.Name), slog.String("backend", be), slog.String("server", srv),
+		slog.String("client", cc.remoteIP), slog.String("method", string(cc.req.startA)),
+		slog.String("uri", string(cc.req.startB)), slog.Int("status", x.status),
+		slog.Int64("bytes_in", x.bytesIn), slog.Int64("bytes_out", x.bytesOut),
+		slog.Int("retries", x.retries), slog.Duration("total", end.Sub(start)),
+	}
+	if !x.tConnect.IsZero() {
+		attrs = append(attrs, slog.Duration("connect", x.tConnect.Sub(start)))
+	}
+	if !x.tResponse.IsZero() {
+		attrs = append(attrs, slog.Duration("response", x.tResponse.Sub(start)))
+	}
+	if x.err != nil {
+		attrs = append(attrs, slog.String("error", x.err.Error()))
+	}
+	l.LogAttrs(context.Background(), slog.LevelInfo, "request", attrs...)
+}
+
+// tunnel copies bytes both ways between the client and the server after a
+// protocol upgrade, including what each side had already buffered, until
+// both directions end.
+func tunnel(client net.Conn, cbr *bufio.Reader, server net.Conn, sbr *bufio.Reader) (in, out int64) {
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		in = pipe(server, client, cbr)
+	}()
+	out = pipe(client, server, sbr)
+	wg.Wait()
+	client.Close()
+	server.Close()
+	return in, out
+}
+
+// pipe copies src (first its buffered bytes) to dst, then half-closes dst.
+func pipe(dst, src net.Conn, buffered *bufio.Reader) int64 {
+	var n int64
+	if k := buffered.Buffered(); k > 0 {
+		b, _ := buffered.Peek(k)
+		w, err := dst.Write(b)
+		n += int64(w)
+		if err != nil {
+			return n
+		}
+	}
+	src.SetReadDeadline(time.Time{})
+	w, _ := io.Copy(dst, src)
+	n += w
+	closeWrite(dst)
+	return n
+}
+
+func closeWrite(c net.Conn) {
+	if cw, ok := c.(interface{ CloseWrite() error }); ok {
+		cw.CloseWrite()
+	} else {
+		c.Close()
+	}
+}
+
+// absPath returns the path of an absolute-form target ("http://h/p?q" → "/p?q").
+func absPath(t []byte) []byte {
+	s := t
+	if i := bytes.Index(s, []byte("://")); i >= 0 {
+		s = s[i+3:]
+		if j := bytes.IndexByte(s, '/'); j >= 0 {
+			return s[j:]
+		}
+		return []byte("/")
+	}
+	return t
+}
