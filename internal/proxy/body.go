@@ -238,4 +238,3 @@ func readCRLF(src *bufio.Reader) error {
 	}
 	return nil
 }
-

@@ -120,10 +120,10 @@ func (f *HTTPFrontend) newConn(c net.Conn) *clientConn {
 		br: bufio.NewReaderSize(c, 4096), bw: bufio.NewWriterSize(c, 4096)}
 }
 
-func (cc *clientConn) close()              { cc.c.Close() }
-func (cc *clientConn) isActive() bool      { return cc.active.Load() }
-func (cc *clientConn) setClosing()         { cc.closing.Store(true) }
-func (cc *clientConn) wantClose() bool     { return cc.closing.Load() }
+func (cc *clientConn) close()          { cc.c.Close() }
+func (cc *clientConn) isActive() bool  { return cc.active.Load() }
+func (cc *clientConn) setClosing()     { cc.closing.Store(true) }
+func (cc *clientConn) wantClose() bool { return cc.closing.Load() }
 func (cc *clientConn) deadline(d time.Duration) {
 	if d > 0 {
 		cc.c.SetReadDeadline(time.Now().Add(d))
