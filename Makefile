@@ -4,7 +4,7 @@
 GO       ?= go
 BIN      := bin/fulcrum
 # Debian packages the tests and benchmarks run against (the real peers).
-TEST_PKGS := haproxy nginx-light wrk mariadb-server mariadb-client keepalived \
+TEST_PKGS := haproxy nginx-light libnginx-mod-stream wrk mariadb-server mariadb-client keepalived \
              iproute2 nftables nmap prometheus chromium chromium-driver curl
 DEMO_PKGS := mariadb-server mariadb-client curl
 

@@ -247,7 +247,7 @@ func (c *LB) validate() []*fieldError {
 		}
 		for j, a := range f.Bind {
 			bp := fmt.Sprintf("%s.bind[%d]", p, j)
-			if _, err := ParseHostPort(a); err != nil {
+			if err := checkBind(a); err != nil {
 				add(errorf(bp, "%q: %v", a, err))
 			} else if other, dup := seenBind[a]; dup {
 				add(errorf(bp, "%q is already bound by frontend %q", a, other))
@@ -392,6 +392,17 @@ func ParseHostPort(s string) (string, error) {
 		}
 	}
 	return s, nil
+}
+
+// checkBind checks a listening address: like ParseHostPort, but port 0
+// (any free port) is allowed.
+func checkBind(s string) error {
+	if host, port, err := net.SplitHostPort(s); err == nil && port == "0" {
+		_, err = ParseHostPort(net.JoinHostPort(host, "1"))
+		return err
+	}
+	_, err := ParseHostPort(s)
+	return err
 }
 
 func validHostname(h string) bool {

@@ -1,0 +1,315 @@
+// Command bench runs the same load through fulcrum, HAProxy and nginx, each
+// on one core, in one run, and prints a table of requests per second,
+// latency and peak memory with each figure's ratio to HAProxy's.
+//
+// Usage: go run ./bench [-d 10s] [-c 64] [-scenarios http,tcp] [-out DIR]
+package main
+
+import (
+	"bufio"
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+type result struct {
+	proxy    string
+	rps      float64
+	p50, p99 time.Duration
+	rssKB    int64
+	errors   string
+}
+
+type scenario struct {
+	name string
+	mode string // http or tcp
+	desc string
+}
+
+var scenarios = []scenario{
+	{"http", "http", "HTTP keep-alive, small GETs"},
+	{"tcp", "tcp", "TCP mode (HTTP keep-alive through it)"},
+}
+
+func main() {
+	dur := flag.Duration("d", 10*time.Second, "duration of each load run")
+	conns := flag.Int("c", 64, "concurrent connections")
+	which := flag.String("scenarios", "http,tcp", "comma-separated scenarios: http, tcp")
+	outDir := flag.String("out", "bench/out", "directory for configs and logs")
+	fulcrum := flag.String("fulcrum", "bin/fulcrum", "fulcrum binary")
+	flag.Parse()
+	if err := run(*dur, *conns, *which, *outDir, *fulcrum); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+func run(dur time.Duration, conns int, which, outDir, fulcrum string) error {
+	for _, p := range []string{"haproxy", "nginx", "wrk"} {
+		if _, err := exec.LookPath(p); err != nil {
+			return fmt.Errorf("%s not found: run `make bench`, which installs it", p)
+		}
+	}
+	if _, err := os.Stat(fulcrum); err != nil {
+		return fmt.Errorf("%s: %w (run `make build`)", fulcrum, err)
+	}
+	fulcrum, _ = filepath.Abs(fulcrum)
+	if err := os.MkdirAll(outDir, 0o755); err != nil {
+		return err
+	}
+	dir, _ := filepath.Abs(outDir)
+	be1, be2 := freePort(), freePort()
+	stopBE, err := startNginxBackends(dir, be1, be2)
+	if err != nil {
+		return err
+	}
+	defer stopBE()
+	fmt.Printf("backends: nginx (1 worker) on 127.0.0.1:%d and :%d; load: wrk -t1 -c%d -d%s; %s\n\n",
+		be1, be2, conns, dur, time.Now().UTC().Format(time.RFC3339))
+	for _, sc := range scenarios {
+		if !strings.Contains(","+which+",", ","+sc.name+",") {
+			continue
+		}
+		var results []result
+		for _, px := range []string{"haproxy", "fulcrum", "nginx"} {
+			port := freePort()
+			cmd, err := startProxy(px, sc.mode, dir, fulcrum, port, be1, be2)
+			if err != nil {
+				return fmt.Errorf("%s %s: %w", px, sc.name, err)
+			}
+			url := fmt.Sprintf("http://127.0.0.1:%d/", port)
+			wrk(url, conns, 2*time.Second) // warm-up
+			r, err := wrk(url, conns, dur)
+			r.proxy = px
+			r.rssKB = peakRSS(cmd.Process.Pid)
+			stop(cmd)
+			if err != nil {
+				return fmt.Errorf("%s %s: %w", px, sc.name, err)
+			}
+			results = append(results, r)
+		}
+		printTable(sc, results)
+	}
+	return nil
+}
+
+func printTable(sc scenario, rs []result) {
+	base := rs[0] // haproxy
+	fmt.Printf("### %s\n\n", sc.desc)
+	fmt.Println("| proxy | req/s | × HAProxy | p50 | × | p99 | × | peak RSS | × | errors |")
+	fmt.Println("|---|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+	for _, r := range rs {
+		fmt.Printf("| %s | %.0f | %.2f | %s | %.2f | %s | %.2f | %.1f MB | %.2f | %s |\n",
+			r.proxy, r.rps, r.rps/base.rps,
+			r.p50, ratio(r.p50, base.p50), r.p99, ratio(r.p99, base.p99),
+			float64(r.rssKB)/1024, float64(r.rssKB)/float64(base.rssKB), r.errors)
+	}
+	fmt.Println()
+}
+
+func ratio(a, b time.Duration) float64 {
+	if b == 0 {
+		return 0
+	}
+	return float64(a) / float64(b)
+}
+
+func freePort() int {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		panic(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+func startNginxBackends(dir string, p1, p2 int) (func(), error) {
+	conf := fmt.Sprintf(`worker_processes 1;
+daemon off;
+pid %[1]s/backends.pid;
+error_log %[1]s/backends.err;
+events { worker_connections 16384; }
+http {
+  access_log off;
+  keepalive_requests 1000000;
+  client_body_temp_path %[1]s;
+  proxy_temp_path %[1]s;
+  fastcgi_temp_path %[1]s;
+  uwsgi_temp_path %[1]s;
+  scgi_temp_path %[1]s;
+  server { listen 127.0.0.1:%[2]d; location / { return 200 "hello from backend 1\n"; } }
+  server { listen 127.0.0.1:%[3]d; location / { return 200 "hello from backend 2\n"; } }
+}
+`, dir, p1, p2)
+	cmd, err := startProcess(dir, "backends", "nginx", []string{"-c", write(dir, "backends.conf", conf), "-p", dir}, nil, p1)
+	if err != nil {
+		return nil, err
+	}
+	return func() { stop(cmd) }, nil
+}
+
+func startProxy(name, mode, dir, fulcrum string, port, be1, be2 int) (*exec.Cmd, error) {
+	switch name {
+	case "haproxy":
+		conf := fmt.Sprintf(`global
+  nbthread 1
+  maxconn 8000
+defaults
+  mode %[1]s
+  timeout connect 5s
+  timeout client 60s
+  timeout server 60s
+frontend f
+  bind 127.0.0.1:%[2]d
+  default_backend b
+backend b
+  balance roundrobin
+  server s1 127.0.0.1:%[3]d
+  server s2 127.0.0.1:%[4]d
+`, mode, port, be1, be2)
+		return startProcess(dir, "haproxy-"+mode, "haproxy", []string{"-db", "-f", write(dir, "haproxy-"+mode+".cfg", conf)}, nil, port)
+	case "nginx":
+		var body string
+		if mode == "http" {
+			body = fmt.Sprintf(`http {
+  access_log off;
+  keepalive_requests 1000000;
+  client_body_temp_path %[1]s; proxy_temp_path %[1]s; fastcgi_temp_path %[1]s; uwsgi_temp_path %[1]s; scgi_temp_path %[1]s;
+  upstream b { server 127.0.0.1:%[3]d; server 127.0.0.1:%[4]d; keepalive 128; }
+  server {
+    listen 127.0.0.1:%[2]d;
+    location / { proxy_pass http://b; proxy_http_version 1.1; proxy_set_header Connection ""; }
+  }
+}`, dir, port, be1, be2)
+		} else {
+			body = fmt.Sprintf(`stream {
+  upstream b { server 127.0.0.1:%[2]d; server 127.0.0.1:%[3]d; }
+  server { listen 127.0.0.1:%[1]d; proxy_pass b; }
+}`, port, be1, be2)
+		}
+		load := ""
+		if mode == "tcp" {
+			load = "load_module /usr/lib/nginx/modules/ngx_stream_module.so;\n"
+		}
+		conf := fmt.Sprintf("%sworker_processes 1;\ndaemon off;\npid %s/nginx-proxy.pid;\nerror_log %s/nginx-proxy.err;\nevents { worker_connections 16384; }\n%s\n", load, dir, dir, body)
+		return startProcess(dir, "nginx-"+mode, "nginx", []string{"-c", write(dir, "nginx-"+mode+".conf", conf), "-p", dir}, nil, port)
+	case "fulcrum":
+		conf := fmt.Sprintf(`frontends:
+  - {name: f, mode: %[1]s, bind: ["127.0.0.1:%[2]d"], default_backend: b, access_log: false}
+backends:
+  - name: b
+    mode: %[1]s
+    balance: roundrobin
+    servers:
+      - {name: s1, address: "127.0.0.1:%[3]d"}
+      - {name: s2, address: "127.0.0.1:%[4]d"}
+`, mode, port, be1, be2)
+		return startProcess(dir, "fulcrum-"+mode, fulcrum, []string{"lb", "-c", write(dir, "fulcrum-"+mode+".yaml", conf)}, []string{"GOMAXPROCS=1"}, port)
+	}
+	return nil, fmt.Errorf("unknown proxy %q", name)
+}
+
+func write(dir, name, content string) string {
+	p := filepath.Join(dir, name)
+	if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+		panic(err)
+	}
+	return p
+}
+
+// startProcess starts a program and waits until it accepts on port.
+func startProcess(dir, name, prog string, args, env []string, port int) (*exec.Cmd, error) {
+	logf, err := os.Create(filepath.Join(dir, name+".log"))
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(prog, args...)
+	cmd.Env = append(os.Environ(), env...)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	for i := 0; i < 100; i++ {
+		if c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port)); err == nil {
+			c.Close()
+			return cmd, nil
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	stop(cmd)
+	return nil, fmt.Errorf("%s did not start listening on %d (see %s)", prog, port, logf.Name())
+}
+
+func stop(cmd *exec.Cmd) {
+	cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() { cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		cmd.Process.Kill()
+		<-done
+	}
+}
+
+var (
+	reRPS     = regexp.MustCompile(`Requests/sec:\s+([\d.]+)`)
+	reLatency = regexp.MustCompile(`(?m)^\s+(50|99)%\s+([\d.]+)(us|ms|s)\s*$`)
+	reErrors  = regexp.MustCompile(`(?m)^\s+(Non-2xx or 3xx responses: \d+|Socket errors: .*)$`)
+)
+
+// wrk runs wrk with one thread and returns its figures.
+func wrk(url string, conns int, dur time.Duration) (result, error) {
+	out, err := exec.Command("wrk", "-t1", fmt.Sprintf("-c%d", conns), fmt.Sprintf("-d%ds", int(dur.Seconds())), "--latency", url).CombinedOutput()
+	if err != nil {
+		return result{}, fmt.Errorf("wrk: %v: %s", err, out)
+	}
+	var r result
+	m := reRPS.FindSubmatch(out)
+	if m == nil {
+		return r, errors.New("wrk: no Requests/sec in output: " + string(out))
+	}
+	r.rps, _ = strconv.ParseFloat(string(m[1]), 64)
+	for _, m := range reLatency.FindAllSubmatch(out, -1) {
+		v, _ := strconv.ParseFloat(string(m[2]), 64)
+		unit := map[string]time.Duration{"us": time.Microsecond, "ms": time.Millisecond, "s": time.Second}[string(m[3])]
+		d := time.Duration(v * float64(unit))
+		if string(m[1]) == "50" {
+			r.p50 = d
+		} else {
+			r.p99 = d
+		}
+	}
+	var errs []string
+	for _, m := range reErrors.FindAllSubmatch(out, -1) {
+		errs = append(errs, strings.TrimSpace(string(m[1])))
+	}
+	r.errors = strings.Join(errs, "; ")
+	return r, nil
+}
+
+// peakRSS returns a process's peak resident set size (VmHWM) in KiB.
+func peakRSS(pid int) int64 {
+	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	defer f.Close()
+	s := bufio.NewScanner(f)
+	for s.Scan() {
+		if strings.HasPrefix(s.Text(), "VmHWM:") {
+			n, _ := strconv.ParseInt(strings.Fields(s.Text())[1], 10, 64)
+			return n
+		}
+	}
+	return 0
+}
