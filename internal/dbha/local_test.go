@@ -1,0 +1,105 @@
+package dbha
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/go-sql-driver/mysql"
+
+	"fulcrum/internal/testenv"
+)
+
+func TestLocalClusterStartRestart(t *testing.T) {
+	testenv.Short(t)
+	begin := time.Now()
+	l := startCluster(t, 3)
+	t.Logf("3-node cluster up in %v", time.Since(begin).Round(time.Millisecond))
+
+	// cluster.env: mode 0600, the variables of issue 3, primary first.
+	envPath := filepath.Join(l.Dir(), "cluster.env")
+	fi, err := os.Stat(envPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Perm() != 0o600 {
+		t.Errorf("cluster.env mode = %v, want 0600", fi.Mode().Perm())
+	}
+	data, _ := os.ReadFile(envPath)
+	c := l.Credentials()
+	nodes := l.Nodes()
+	for _, want := range []string{
+		"FULCRUM_DB_NODES=" + nodes[0].Addr + "," + nodes[1].Addr + "," + nodes[2].Addr + "\n",
+		"FULCRUM_DB_ADMIN_USER=" + c.AdminUser + "\n", "FULCRUM_DB_ADMIN_PASSWORD=" + c.AdminPassword + "\n",
+		"FULCRUM_DB_APP_USER=" + c.AppUser + "\n", "FULCRUM_DB_APP_PASSWORD=" + c.AppPassword + "\n",
+	} {
+		if !strings.Contains(string(data), want) {
+			t.Errorf("cluster.env lacks %q:\n%s", want, data)
+		}
+	}
+
+	ctx := context.Background()
+	app := openAs(t, nodes[0].Addr, c.AppUser, c.AppPassword, c.Database)
+	if _, err := app.ExecContext(ctx, "CREATE TABLE t (id INT PRIMARY KEY, v TEXT)"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := app.ExecContext(ctx, "INSERT INTO t VALUES (1, 'one')"); err != nil {
+		t.Fatal(err)
+	}
+	// The application user cannot write to a replica (1290), nor escalate.
+	rep := openAs(t, nodes[1].Addr, c.AppUser, c.AppPassword, c.Database)
+	waitFor(t, 5*time.Second, "row on replica", func() bool {
+		var n int
+		return rep.QueryRowContext(ctx, "SELECT COUNT(*) FROM t").Scan(&n) == nil && n == 1
+	})
+	_, err = rep.ExecContext(ctx, "INSERT INTO t VALUES (2, 'two')")
+	var me *mysql.MySQLError
+	if !errors.As(err, &me) || me.Number != 1290 {
+		t.Errorf("app INSERT on replica = %v, want error 1290", err)
+	}
+	for _, q := range []string{"SET GLOBAL read_only=0", "CREATE DATABASE other", "SELECT * FROM mysql.user"} {
+		if _, err := app.ExecContext(ctx, q); err == nil {
+			t.Errorf("app %q succeeded, want a privilege error", q)
+		}
+	}
+	// The admin user can create a database and grant on it.
+	adm := adminDB(t, l, "db1")
+	for _, q := range []string{"CREATE DATABASE shop", "GRANT SELECT ON shop.* TO " + c.AppUser + "@'%'"} {
+		if _, err := adm.ExecContext(ctx, q); err != nil {
+			t.Errorf("admin %q = %v", q, err)
+		}
+	}
+
+	// Restart: the same roles, the data kept.
+	if err := l.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	begin = time.Now()
+	l2, err := StartLocal(ctx, LocalConfig{Dir: l.Dir()})
+	if err != nil {
+		t.Fatalf("StartLocal(existing) = %v", err)
+	}
+	t.Logf("restart of an existing 3-node cluster in %v", time.Since(begin).Round(time.Millisecond))
+	m, err := NewManager(l2.ManagerConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	s := m.Check(ctx)
+	if s.Primary != "db1" {
+		t.Errorf("primary after restart = %q, want db1", s.Primary)
+	}
+	for _, n := range s.Nodes[1:] {
+		if n.Role != "replica" || !n.ReadOnly || n.Replica == nil || !n.Replica.Healthy() {
+			t.Errorf("%s after restart: role %q read_only %v replica %+v, want a healthy read-only replica", n.Name, n.Role, n.ReadOnly, n.Replica)
+		}
+	}
+	var v string
+	if err := rep.QueryRowContext(ctx, "SELECT v FROM t WHERE id=1").Scan(&v); err != nil || v != "one" {
+		t.Errorf("row after restart = %q, %v; want one", v, err)
+	}
+}
