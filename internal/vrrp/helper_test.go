@@ -1,0 +1,404 @@
+package vrrp
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/exec"
+	"os/signal"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"fulcrum/internal/config"
+)
+
+// The integration tests run each router, and the client that measures the
+// gap, as a separate process (the test binary again), so that a failure can
+// be a real kill -9 and so that each can live in its own network namespace.
+const (
+	envHelper = "FULCRUM_VRRP_HELPER" // JSON helperSpec: run one router
+	envClient = "FULCRUM_VRRP_CLIENT" // JSON clientSpec: measure
+)
+
+// helperSpec is the configuration of one router process.
+type helperSpec struct {
+	Name string
+	VRRP config.VRRP
+	// Serve is the TCP address answered with Name: bound with
+	// ListenFreebind from the start in ip mode, bound by Up and closed by
+	// Down in local mode.
+	Serve string
+}
+
+// clientSpec is the configuration of the measuring client.
+type clientSpec struct {
+	Addr     string
+	Duration time.Duration
+	Every    time.Duration
+}
+
+// TestHelperProcess is not a test: it is the body of the helper processes.
+func TestHelperProcess(t *testing.T) {
+	switch {
+	case os.Getenv(envHelper) != "":
+		os.Exit(helperMain(os.Getenv(envHelper)))
+	case os.Getenv(envClient) != "":
+		os.Exit(clientMain(os.Getenv(envClient)))
+	}
+	t.Skip("runs only as a helper process")
+}
+
+func helperMain(specJSON string) int {
+	var spec helperSpec
+	if err := json.Unmarshal([]byte(specJSON), &spec); err != nil {
+		fmt.Fprintln(os.Stderr, "helper:", err)
+		return 2
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	var out sync.Mutex
+	emit := func(format string, args ...any) {
+		out.Lock()
+		defer out.Unlock()
+		fmt.Printf(format+"\n", args...)
+	}
+	serve := func(l net.Listener) {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			fmt.Fprintln(c, spec.Name)
+			c.Close()
+		}
+	}
+	var (
+		mu sync.Mutex
+		ln net.Listener
+	)
+	opt := Options{
+		Log: log,
+		OnChange: func(_ uint8, _, to State) {
+			emit("state %s %d", to, time.Now().UnixNano())
+		},
+		Up: func() error {
+			mu.Lock()
+			defer mu.Unlock()
+			l, err := net.Listen("tcp", spec.Serve)
+			if err != nil {
+				return err
+			}
+			ln = l
+			go serve(l)
+			return nil
+		},
+		Down: func() error {
+			mu.Lock()
+			defer mu.Unlock()
+			if ln != nil {
+				ln.Close()
+				ln = nil
+			}
+			return nil
+		},
+	}
+	if spec.VRRP.Mode != "local" && spec.Serve != "" {
+		l, err := ListenFreebind("tcp4", spec.Serve)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "helper: freebind:", err)
+			return 2
+		}
+		go serve(l)
+	}
+	g, err := FromConfig(&spec.VRRP, opt)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "helper:", err)
+		return 2
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	emit("ready %s", g.Routers[0].t.LocalAddr())
+	err = g.Run(ctx)
+	st, _ := json.Marshal(g.Status()[0])
+	emit("final %s", st)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "helper:", err)
+		return 1
+	}
+	return 0
+}
+
+// clientMain connects to the address again and again and prints, for each
+// attempt, "ok UNIXNANO NAME" or "fail UNIXNANO".
+func clientMain(specJSON string) int {
+	var spec clientSpec
+	if err := json.Unmarshal([]byte(specJSON), &spec); err != nil {
+		fmt.Fprintln(os.Stderr, "client:", err)
+		return 2
+	}
+	w := bufio.NewWriter(os.Stdout)
+	defer w.Flush()
+	end := time.Now().Add(spec.Duration)
+	for time.Now().Before(end) {
+		start := time.Now()
+		name, err := fetchName(spec.Addr, 100*time.Millisecond)
+		if err != nil {
+			fmt.Fprintf(w, "fail %d\n", start.UnixNano())
+		} else {
+			fmt.Fprintf(w, "ok %d %s\n", start.UnixNano(), name)
+		}
+		w.Flush()
+		time.Sleep(spec.Every - time.Since(start))
+	}
+	return 0
+}
+
+func fetchName(addr string, timeout time.Duration) (string, error) {
+	c, err := net.DialTimeout("tcp", addr, timeout)
+	if err != nil {
+		return "", err
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(timeout))
+	line, err := bufio.NewReader(c).ReadString('\n')
+	return strings.TrimSpace(line), err
+}
+
+// proc is a helper process seen from the test.
+type proc struct {
+	t      *testing.T
+	name   string
+	cmd    *exec.Cmd
+	stderr *lockedBuffer
+	done   chan struct{}
+
+	mu     sync.Mutex
+	states []stateAt
+	lines  []string
+}
+
+type stateAt struct {
+	s  string
+	at time.Time
+}
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// startProc runs the test binary as a helper, inside namespace ns unless
+// it is empty.
+func startProc(t *testing.T, ns, name, env string, spec any) *proc {
+	t.Helper()
+	js, err := json.Marshal(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	args := []string{os.Args[0], "-test.run=^TestHelperProcess$"}
+	if ns != "" {
+		args = append([]string{"ip", "netns", "exec", ns}, args...)
+	}
+	cmd := exec.Command(args[0], args[1:]...)
+	cmd.Env = append(os.Environ(), env+"="+string(js))
+	p := &proc{t: t, name: name, cmd: cmd, stderr: &lockedBuffer{}, done: make(chan struct{})}
+	cmd.Stderr = p.stderr
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start %s: %v", name, err)
+	}
+	go func() {
+		defer close(p.done)
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			p.record(sc.Text())
+		}
+		io.Copy(io.Discard, stdout)
+		cmd.Wait()
+	}()
+	t.Cleanup(func() {
+		p.kill(syscall.SIGKILL)
+		if t.Failed() {
+			t.Logf("%s stderr:\n%s", name, tail(p.stderr.String(), 40))
+		}
+	})
+	return p
+}
+
+func tail(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+func (p *proc) record(line string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.lines = append(p.lines, line)
+	f := strings.Fields(line)
+	if len(f) == 3 && f[0] == "state" {
+		ns, _ := strconv.ParseInt(f[2], 10, 64)
+		p.states = append(p.states, stateAt{f[1], time.Unix(0, ns)})
+	}
+}
+
+// kill signals the process (by its pid) and waits for it to exit.
+func (p *proc) kill(sig syscall.Signal) {
+	select {
+	case <-p.done:
+		return
+	default:
+	}
+	p.cmd.Process.Signal(sig)
+	select {
+	case <-p.done:
+	case <-time.After(10 * time.Second):
+		p.cmd.Process.Kill()
+		<-p.done
+	}
+}
+
+// wait waits for the process to exit on its own.
+func (p *proc) wait(timeout time.Duration) {
+	p.t.Helper()
+	select {
+	case <-p.done:
+	case <-time.After(timeout):
+		p.t.Fatalf("%s still running after %v", p.name, timeout)
+	}
+}
+
+func (p *proc) state() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.states) == 0 {
+		return ""
+	}
+	return p.states[len(p.states)-1].s
+}
+
+// stateSince returns when the process last entered state s after t0.
+func (p *proc) stateSince(s string, t0 time.Time) (time.Time, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for i := len(p.states) - 1; i >= 0; i-- {
+		if p.states[i].s == s && !p.states[i].at.Before(t0) {
+			return p.states[i].at, true
+		}
+	}
+	return time.Time{}, false
+}
+
+func (p *proc) transitionsSince(t0 time.Time) []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var out []string
+	for _, s := range p.states {
+		if !s.at.Before(t0) {
+			out = append(out, s.s)
+		}
+	}
+	return out
+}
+
+func (p *proc) output() []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]string(nil), p.lines...)
+}
+
+// final returns the Status the process printed on exit.
+func (p *proc) final() (Status, bool) {
+	for _, l := range p.output() {
+		if js, ok := strings.CutPrefix(l, "final "); ok {
+			var s Status
+			if json.Unmarshal([]byte(js), &s) == nil {
+				return s, true
+			}
+		}
+	}
+	return Status{}, false
+}
+
+// eventually polls cond every 10ms until it holds or timeout passes.
+func eventually(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	end := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(end) {
+			t.Fatalf("after %v: %s", timeout, what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// gapReport summarises a client's attempts around a failure at t0.
+type gapReport struct {
+	attempts, fails int
+	// firstAfter is the time from t0 to the first success served by a
+	// name other than before; maxGap the longest time between two
+	// successes; failsAfter counts failures once the new server answered.
+	firstAfter, maxGap time.Duration
+	failsAfter         int
+	newName            string
+}
+
+func analyse(t *testing.T, lines []string, t0 time.Time, oldName string) gapReport {
+	t.Helper()
+	var r gapReport
+	var lastOK time.Time
+	for _, l := range lines {
+		f := strings.Fields(l)
+		if len(f) < 2 {
+			continue
+		}
+		ns, err := strconv.ParseInt(f[1], 10, 64)
+		if err != nil {
+			continue
+		}
+		at := time.Unix(0, ns)
+		r.attempts++
+		switch f[0] {
+		case "fail":
+			r.fails++
+			if r.newName != "" {
+				r.failsAfter++
+			}
+		case "ok":
+			if !lastOK.IsZero() && at.Sub(lastOK) > r.maxGap {
+				r.maxGap = at.Sub(lastOK)
+			}
+			lastOK = at
+			if len(f) == 3 && f[2] != oldName && r.newName == "" && at.After(t0) {
+				r.newName = f[2]
+				r.firstAfter = at.Sub(t0)
+			}
+		}
+	}
+	return r
+}

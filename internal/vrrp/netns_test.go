@@ -1,0 +1,281 @@
+package vrrp
+
+import (
+	"fmt"
+	"net/netip"
+	"os"
+	"os/exec"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"fulcrum/internal/config"
+	"fulcrum/internal/testenv"
+)
+
+// lab is a switch namespace with a bridge and one namespace per host, each
+// connected by a veth pair and numbered 192.0.2.11, .12, … (TEST-NET-1).
+// Nothing is created in the host's own namespace; Cleanup deletes all.
+type lab struct {
+	t      *testing.T
+	prefix string
+	hosts  map[string]int // name → index (address 192.0.2.11+index, port p<index> on the switch)
+}
+
+var labSeq atomic.Int32
+
+const testVIP = "192.0.2.50"
+
+func newLab(t *testing.T, hosts ...string) *lab {
+	t.Helper()
+	testenv.Short(t)
+	testenv.Root(t)
+	testenv.Program(t, "ip")
+	l := &lab{t: t, prefix: fmt.Sprintf("fvr%d-%d-", os.Getpid(), labSeq.Add(1)), hosts: map[string]int{}}
+	sw := l.prefix + "sw"
+	l.run("ip", "netns", "add", sw)
+	t.Cleanup(func() { exec.Command("ip", "netns", "del", sw).Run() })
+	l.run("ip", "-n", sw, "link", "add", "br0", "type", "bridge", "forward_delay", "0")
+	l.run("ip", "-n", sw, "link", "set", "br0", "up")
+	for i, h := range hosts {
+		ns := l.ns(h)
+		l.hosts[h] = i
+		l.run("ip", "netns", "add", ns)
+		t.Cleanup(func() { exec.Command("ip", "netns", "del", ns).Run() })
+		port := fmt.Sprintf("p%d", i)
+		l.run("ip", "-n", sw, "link", "add", port, "type", "veth", "peer", "name", "eth0", "netns", ns)
+		l.run("ip", "-n", sw, "link", "set", port, "master", "br0", "up")
+		l.run("ip", "-n", ns, "addr", "add", l.addr(h)+"/24", "dev", "eth0")
+		l.run("ip", "-n", ns, "link", "set", "eth0", "up")
+		l.run("ip", "-n", ns, "link", "set", "lo", "up")
+	}
+	return l
+}
+
+func (l *lab) ns(host string) string { return l.prefix + host }
+
+func (l *lab) addr(host string) string { return fmt.Sprintf("192.0.2.%d", 11+l.hosts[host]) }
+
+func (l *lab) run(args ...string) string {
+	l.t.Helper()
+	out, err := exec.Command(args[0], args[1:]...).CombinedOutput()
+	if err != nil {
+		l.t.Fatalf("%s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return string(out)
+}
+
+// link sets the switch port of host up or down: a cut cable.
+func (l *lab) link(host string, up bool) {
+	state := "down"
+	if up {
+		state = "up"
+	}
+	l.run("ip", "-n", l.prefix+"sw", "link", "set", fmt.Sprintf("p%d", l.hosts[host]), state)
+}
+
+// holdsVIP reports whether the VIP is on host's eth0.
+func (l *lab) holdsVIP(host string) bool {
+	out, err := exec.Command("ip", "-n", l.ns(host), "-4", "-o", "addr", "show", "dev", "eth0").Output()
+	return err == nil && strings.Contains(string(out), " "+testVIP+"/")
+}
+
+func (l *lab) vrrpConfig(host string, prio int, mod func(*config.VRRP)) config.VRRP {
+	c := config.VRRP{
+		Interface:       "eth0",
+		VirtualRouterID: 51,
+		Priority:        prio,
+		AdvertInterval:  config.Duration(100 * time.Millisecond),
+		VirtualIPs:      []string{testVIP + "/24"},
+	}
+	if mod != nil {
+		mod(&c)
+	}
+	c.Mode = "ip"
+	if c.Preempt == nil {
+		t := true
+		c.Preempt = &t
+	}
+	return c
+}
+
+// router starts a fulcrum router in host's namespace, serving its name on
+// VIP:8000 (bound with freebind from the start).
+func (l *lab) router(host string, prio int, mod func(*config.VRRP)) *proc {
+	l.t.Helper()
+	return startProc(l.t, l.ns(host), host, envHelper, helperSpec{
+		Name:  host,
+		VRRP:  l.vrrpConfig(host, prio, mod),
+		Serve: testVIP + ":8000",
+	})
+}
+
+// client starts the measuring client in host's namespace.
+func (l *lab) client(host string, d time.Duration) *proc {
+	l.t.Helper()
+	return startProc(l.t, l.ns(host), host, envClient, clientSpec{Addr: testVIP + ":8000", Duration: d, Every: 10 * time.Millisecond})
+}
+
+func waitState(t *testing.T, p *proc, s string, timeout time.Duration) {
+	t.Helper()
+	eventually(t, timeout, p.name+" in state "+s, func() bool { return p.state() == s })
+}
+
+// TestKillMaster is issue 4's main proof below the LB: kill -9 the master
+// while a client connects to the VIP continuously; the backup serves.
+func TestKillMaster(t *testing.T) {
+	l := newLab(t, "lb1", "lb2", "client")
+	lb1 := l.router("lb1", 150, nil)
+	waitState(t, lb1, "master", 5*time.Second)
+	lb2 := l.router("lb2", 100, nil)
+	waitState(t, lb2, "backup", 5*time.Second)
+	time.Sleep(300 * time.Millisecond) // lb2 learns lb1's interval
+
+	cl := l.client("client", 3*time.Second)
+	eventually(t, 2*time.Second, "client served by lb1", func() bool {
+		return strings.HasSuffix(strings.Join(cl.output(), "\n"), " lb1")
+	})
+	time.Sleep(300 * time.Millisecond)
+	t0 := time.Now()
+	lb1.kill(9)
+	waitState(t, lb2, "master", 2*time.Second)
+	cl.wait(5 * time.Second)
+
+	took, _ := lb2.stateSince("master", t0)
+	r := analyse(t, cl.output(), t0, "lb1")
+	t.Logf("kill -9 at 100ms adverts: backup master after %v; client: first answer from %s after %v, longest gap %v, %d/%d attempts failed",
+		took.Sub(t0).Round(time.Millisecond), r.newName, r.firstAfter.Round(time.Millisecond), r.maxGap.Round(time.Millisecond), r.fails, r.attempts)
+	if r.newName != "lb2" {
+		t.Fatalf("client never reached lb2 after the kill")
+	}
+	if r.failsAfter != 0 {
+		t.Errorf("%d failures after lb2 answered, want 0", r.failsAfter)
+	}
+	// Master_Down_Interval is 3 × 100ms + 61ms; the issue's target is 500ms.
+	if r.firstAfter > 500*time.Millisecond {
+		t.Errorf("client gap %v, want under 500ms", r.firstAfter)
+	}
+	if !l.holdsVIP("lb2") {
+		t.Errorf("lb2 master but the VIP is not on its interface")
+	}
+}
+
+// TestGracefulStop: SIGTERM makes the master send priority 0, and the
+// backup takes over after Skew_Time, not Master_Down_Interval.
+func TestGracefulStop(t *testing.T) {
+	l := newLab(t, "lb1", "lb2", "client")
+	lb1 := l.router("lb1", 150, nil)
+	waitState(t, lb1, "master", 5*time.Second)
+	lb2 := l.router("lb2", 100, nil)
+	waitState(t, lb2, "backup", 5*time.Second)
+	time.Sleep(300 * time.Millisecond)
+	cl := l.client("client", 2*time.Second)
+	eventually(t, 2*time.Second, "client served by lb1", func() bool {
+		return strings.HasSuffix(strings.Join(cl.output(), "\n"), " lb1")
+	})
+	t0 := time.Now()
+	lb1.kill(15)
+	waitState(t, lb2, "master", 2*time.Second)
+	cl.wait(5 * time.Second)
+	took, _ := lb2.stateSince("master", t0)
+	r := analyse(t, cl.output(), t0, "lb1")
+	skew := 156 * 100 * time.Millisecond / 256
+	t.Logf("SIGTERM at 100ms adverts: backup master after %v (Skew_Time %v); client: first answer from lb2 after %v, %d/%d attempts failed",
+		took.Sub(t0).Round(time.Millisecond), skew, r.firstAfter.Round(time.Millisecond), r.fails, r.attempts)
+	if d := took.Sub(t0); d > 250*time.Millisecond {
+		t.Errorf("handover took %v, want about Skew_Time %v (well under Master_Down_Interval 361ms)", d, skew)
+	}
+	if l.holdsVIP("lb1") {
+		t.Errorf("lb1 stopped but left the VIP on its interface")
+	}
+	if r.failsAfter != 0 {
+		t.Errorf("%d failures after lb2 answered, want 0", r.failsAfter)
+	}
+}
+
+func TestPreemption(t *testing.T) {
+	for _, preempt := range []bool{true, false} {
+		t.Run(fmt.Sprintf("preempt=%v", preempt), func(t *testing.T) {
+			l := newLab(t, "lb1", "lb2")
+			mod := func(c *config.VRRP) { c.Preempt = &preempt }
+			lb2 := l.router("lb2", 100, mod)
+			waitState(t, lb2, "master", 5*time.Second)
+			t0 := time.Now()
+			lb1 := l.router("lb1", 150, mod)
+			if preempt {
+				waitState(t, lb1, "master", 3*time.Second)
+				waitState(t, lb2, "backup", time.Second)
+				took, _ := lb1.stateSince("master", t0)
+				t.Logf("higher priority came back and took over after %v (incl. process start)", took.Sub(t0).Round(time.Millisecond))
+				if !l.holdsVIP("lb1") || l.holdsVIP("lb2") {
+					t.Errorf("VIP on lb1 %v, lb2 %v; want lb1 only", l.holdsVIP("lb1"), l.holdsVIP("lb2"))
+				}
+				return
+			}
+			waitState(t, lb1, "backup", 3*time.Second)
+			time.Sleep(time.Second) // ten advert intervals
+			if s := lb1.state(); s != "backup" {
+				t.Fatalf("preempt off: lb1 = %s, want backup", s)
+			}
+			if s := lb2.state(); s != "master" {
+				t.Fatalf("preempt off: lb2 = %s, want master", s)
+			}
+		})
+	}
+}
+
+// TestSplitBrain cuts lb2's cable: both become master, as VRRP must; when
+// the cable is back, one master remains within three advert intervals.
+func TestSplitBrain(t *testing.T) {
+	l := newLab(t, "lb1", "lb2")
+	lb1 := l.router("lb1", 150, nil)
+	waitState(t, lb1, "master", 5*time.Second)
+	lb2 := l.router("lb2", 100, nil)
+	waitState(t, lb2, "backup", 5*time.Second)
+	l.link("lb2", false)
+	waitState(t, lb2, "master", 2*time.Second)
+	if lb1.state() != "master" {
+		t.Fatalf("lb1 = %s during the split, want master", lb1.state())
+	}
+	time.Sleep(500 * time.Millisecond)
+	t0 := time.Now()
+	l.link("lb2", true)
+	waitState(t, lb2, "backup", 2*time.Second)
+	took, _ := lb2.stateSince("backup", t0)
+	t.Logf("split brain healed: one master %v after the link came back", took.Sub(t0).Round(time.Millisecond))
+	if d := took.Sub(t0); d > 300*time.Millisecond {
+		t.Errorf("two masters for %v after the link returned, want under 3 intervals (300ms)", d)
+	}
+	time.Sleep(300 * time.Millisecond)
+	if lb1.state() != "master" || lb2.state() != "backup" {
+		t.Errorf("after healing: lb1 %s lb2 %s, want master backup", lb1.state(), lb2.state())
+	}
+	if l.holdsVIP("lb2") {
+		t.Errorf("lb2 still holds the VIP")
+	}
+}
+
+// TestUnicastFailover: the same failover with unicast_peers instead of
+// multicast.
+func TestUnicastFailover(t *testing.T) {
+	l := newLab(t, "lb1", "lb2")
+	uni := func(peer string) func(*config.VRRP) {
+		return func(c *config.VRRP) { c.UnicastPeers = []string{l.addr(peer)} }
+	}
+	lb1 := l.router("lb1", 150, uni("lb2"))
+	waitState(t, lb1, "master", 5*time.Second)
+	lb2 := l.router("lb2", 100, uni("lb1"))
+	waitState(t, lb2, "backup", 5*time.Second)
+	time.Sleep(300 * time.Millisecond)
+	if lb2.state() != "backup" {
+		t.Fatalf("lb2 = %s, want backup while lb1 advertises by unicast", lb2.state())
+	}
+	lb1.kill(9)
+	waitState(t, lb2, "master", 2*time.Second)
+}
+
+// TestTrackingAllowedAddrMismatchIsNotFatal is covered by unit tests; the
+// netns tests above cover the wire.
+
+var _ = netip.Addr{}
