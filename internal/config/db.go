@@ -1,0 +1,176 @@
+package config
+
+import (
+	"fmt"
+	"os"
+	"strings"
+	"time"
+)
+
+// DB is the file format of `fulcrum db manage -c FILE`: existing MariaDB
+// servers for the failover manager to watch.
+type DB struct {
+	// Admin is the address of the manager's status, /metrics and
+	// switchover API (default 127.0.0.1:9910).
+	Admin string `yaml:"admin"`
+	// AdminUser is the MariaDB account of the manager: it needs SUPER, READ
+	// ONLY ADMIN and the replication privileges.
+	AdminUser         string `yaml:"admin_user"`
+	AdminPasswordFile string `yaml:"admin_password_file"`
+	// ReplUser is the account replicas connect as (REPLICATION SLAVE), put
+	// into CHANGE MASTER when the manager repoints a replica.
+	ReplUser         string `yaml:"repl_user"`
+	ReplPasswordFile string `yaml:"repl_password_file"`
+	Nodes            []DBNode `yaml:"nodes"`
+	// Interval between two checks of every node (default 1s).
+	Interval Duration `yaml:"interval"`
+	// CheckTimeout bounds one check of one node (default: interval).
+	CheckTimeout Duration `yaml:"check_timeout"`
+	// FailoverCooldown is the anti-flapping period: no automatic failover
+	// within it after the previous one (default 1h; a negative duration
+	// disables it). Manual switchovers ignore it.
+	FailoverCooldown Duration `yaml:"failover_cooldown"`
+	// DrainTimeout bounds the wait for a candidate to apply its relay log
+	// before promotion (default 30s).
+	DrainTimeout Duration `yaml:"drain_timeout"`
+	// SemiSyncWait is how long a new primary waits for a semi-sync replica
+	// before it is made writable (default 2s).
+	SemiSyncWait Duration `yaml:"semi_sync_wait"`
+	// AutoRejoin makes a former primary coming back, or a replica of a
+	// dead primary, replicate from the current primary (default false;
+	// always on for a local cluster).
+	AutoRejoin bool    `yaml:"auto_rejoin"`
+	Hooks      DBHooks `yaml:"hooks"`
+
+	adminPassword, replPassword string
+}
+
+// DBNode is one MariaDB server.
+type DBNode struct {
+	// Name identifies the node in status and switchover (default dbN, its
+	// position from 1).
+	Name    string `yaml:"name"`
+	Address string `yaml:"address"`
+	// ReplicationAddress is where the other nodes reach this one, when it
+	// differs from Address (default: Address).
+	ReplicationAddress string `yaml:"replication_address"`
+}
+
+// DBHooks are shell commands run after a change of primary, with
+// FULCRUM_DB_EVENT, FULCRUM_DB_OLD_PRIMARY and FULCRUM_DB_NEW_PRIMARY in
+// their environment.
+type DBHooks struct {
+	OnFailover   []string `yaml:"on_failover"`
+	OnSwitchover []string `yaml:"on_switchover"`
+	// Timeout bounds one hook (default 30s).
+	Timeout Duration `yaml:"timeout"`
+}
+
+// LoadDB reads, defaults and validates a db.yaml file, and reads its
+// password files.
+func LoadDB(path string) (*DB, error) {
+	var c DB
+	if err := decodeFile(path, &c); err != nil {
+		return nil, err
+	}
+	return &c, nil
+}
+
+// ParseDB is LoadDB on data already read; name is used in errors.
+func ParseDB(name string, data []byte) (*DB, error) {
+	var c DB
+	if err := decode(name, data, &c); err != nil {
+		return nil, err
+	}
+	return &c, nil
+}
+
+// AdminPassword returns the content of admin_password_file (without its
+// final newline).
+func (c *DB) AdminPassword() string { return c.adminPassword }
+
+// ReplPassword returns the content of repl_password_file.
+func (c *DB) ReplPassword() string { return c.replPassword }
+
+func (c *DB) setDefaults() {
+	def(&c.Admin, "127.0.0.1:9910")
+	defDur(&c.Interval, time.Second)
+	defDur(&c.CheckTimeout, c.Interval.D())
+	defDur(&c.FailoverCooldown, time.Hour)
+	defDur(&c.DrainTimeout, 30*time.Second)
+	defDur(&c.SemiSyncWait, 2*time.Second)
+	defDur(&c.Hooks.Timeout, 30*time.Second)
+	for i := range c.Nodes {
+		n := &c.Nodes[i]
+		def(&n.Name, fmt.Sprintf("db%d", i+1))
+		def(&n.ReplicationAddress, n.Address)
+	}
+}
+
+func (c *DB) validate() []*fieldError {
+	var errs []*fieldError
+	add := func(e *fieldError) { errs = append(errs, e) }
+	if _, err := ParseHostPort(c.Admin); err != nil {
+		add(errorf("admin", "%q: %v", c.Admin, err))
+	}
+	if c.AdminUser == "" {
+		add(errorf("admin_user", "a user is required"))
+	}
+	if c.ReplUser == "" {
+		add(errorf("repl_user", "a user is required"))
+	}
+	readPw := func(key, path string, into *string) {
+		if path == "" {
+			add(errorf(key, "a password file is required"))
+			return
+		}
+		data, err := os.ReadFile(path)
+		if err != nil {
+			add(errorf(key, "%q: %v", path, err))
+			return
+		}
+		*into = strings.TrimRight(string(data), "\r\n")
+	}
+	readPw("admin_password_file", c.AdminPasswordFile, &c.adminPassword)
+	readPw("repl_password_file", c.ReplPasswordFile, &c.replPassword)
+	if len(c.Nodes) == 0 {
+		add(errorf("nodes", "at least one node is required"))
+	}
+	names, addrs := map[string]bool{}, map[string]bool{}
+	for i, n := range c.Nodes {
+		p := fmt.Sprintf("nodes[%d]", i)
+		if names[n.Name] {
+			add(errorf(p+".name", "duplicate node name %q", n.Name))
+		}
+		names[n.Name] = true
+		if _, err := ParseHostPort(n.Address); err != nil {
+			add(errorf(p+".address", "%q: %v", n.Address, err))
+		} else if addrs[n.Address] {
+			add(errorf(p+".address", "%q: listed twice", n.Address))
+		}
+		addrs[n.Address] = true
+		if _, err := ParseHostPort(n.ReplicationAddress); err != nil {
+			add(errorf(p+".replication_address", "%q: %v", n.ReplicationAddress, err))
+		}
+	}
+	if c.Interval.D() < 50*time.Millisecond {
+		add(errorf("interval", "%v: must be at least 50ms", c.Interval.D()))
+	}
+	for key, d := range map[string]Duration{"check_timeout": c.CheckTimeout, "drain_timeout": c.DrainTimeout,
+		"semi_sync_wait": c.SemiSyncWait, "hooks.timeout": c.Hooks.Timeout} {
+		if d.D() <= 0 {
+			add(errorf(key, "%v: must be positive", d.D()))
+		}
+	}
+	for i, h := range c.Hooks.OnFailover {
+		if strings.TrimSpace(h) == "" {
+			add(errorf(fmt.Sprintf("hooks.on_failover[%d]", i), "empty command"))
+		}
+	}
+	for i, h := range c.Hooks.OnSwitchover {
+		if strings.TrimSpace(h) == "" {
+			add(errorf(fmt.Sprintf("hooks.on_switchover[%d]", i), "empty command"))
+		}
+	}
+	return errs
+}
