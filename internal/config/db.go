@@ -19,8 +19,8 @@ type DB struct {
 	AdminPasswordFile string `yaml:"admin_password_file"`
 	// ReplUser is the account replicas connect as (REPLICATION SLAVE), put
 	// into CHANGE MASTER when the manager repoints a replica.
-	ReplUser         string `yaml:"repl_user"`
-	ReplPasswordFile string `yaml:"repl_password_file"`
+	ReplUser         string   `yaml:"repl_user"`
+	ReplPasswordFile string   `yaml:"repl_password_file"`
 	Nodes            []DBNode `yaml:"nodes"`
 	// Interval between two checks of every node (default 1s).
 	Interval Duration `yaml:"interval"`
