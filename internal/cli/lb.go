@@ -31,12 +31,12 @@ func runLB(ctx context.Context, e env, args []string) int {
 		return exitOK
 	}
 	log := slog.New(slog.NewTextHandler(e.stderr, nil))
-	l, err := lb.New(cfg, log)
+	l, err := lb.New(cfg, log, nil)
 	if err != nil {
 		fmt.Fprintln(e.stderr, "fulcrum lb:", err)
 		return exitUsage
 	}
-	if err := l.Start(ctx, nil); err != nil {
+	if err := l.Start(ctx); err != nil {
 		log.Error("cannot start", "error", err)
 		return exitFailure
 	}

@@ -1,7 +1,8 @@
 // Package lb is the load balancer runtime: it turns an LB configuration into
 // frontends, backends and servers, binds the listeners, runs the health
 // checks and keeps each server's state (health, administrative state,
-// weight) in one place.
+// weight) in one place. Runtime changes (weights, states, servers added or
+// deleted) and reloads of the configuration go through it.
 package lb
 
 import (
@@ -11,6 +12,8 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -23,15 +26,17 @@ import (
 
 // LB is a running load balancer.
 type LB struct {
-	log *slog.Logger
+	log    *slog.Logger
+	listen Listen
 
-	mu        sync.Mutex // guards the fields below
+	// mu guards the fields below, and serialises runtime changes and reloads.
+	mu        sync.Mutex
 	cfg       *config.LB
 	frontends []*Frontend
-	backends  map[string]*Backend
-	order     []string // backend names in file order
+	backends  []*Backend
+	ctx       context.Context // the monitors' parent, set by Start
 	cancel    context.CancelFunc
-	wg        sync.WaitGroup
+	wg        sync.WaitGroup // monitors
 }
 
 // Frontend is a frontend with its listeners.
@@ -41,16 +46,17 @@ type Frontend struct {
 	HTTP *proxy.HTTPFrontend // mode http
 	TCP  *proxy.TCPFrontend  // mode tcp
 
-	listeners []net.Listener
+	cfg       config.Frontend
+	listeners map[string]net.Listener // by configured address
 }
 
 // Backend is a backend with its servers' states.
 type Backend struct {
-	Name    string
-	Mode    string
-	Balance string
-	Proxy   *proxy.Backend
-	Servers []*Server
+	Name  string
+	Proxy *proxy.Backend
+
+	cfg     config.Backend
+	servers []*Server // live ones, in order; deleted servers leave
 }
 
 // Admin states of a server, as HAProxy's `set server … state`.
@@ -62,74 +68,122 @@ const (
 
 // Server is one server's runtime state.
 type Server struct {
-	Name    string
-	Addr    string
-	Proxy   *proxy.Server
-	Monitor *health.Monitor // nil without health checks
+	Name  string
+	Addr  string
+	Proxy *proxy.Server
 
 	b *Backend
 
-	mu        sync.Mutex // guards the fields below
-	admin     string
-	weight    int // current
-	cfgWeight int
-	lastDown  time.Time
+	mu         sync.Mutex // guards the fields below
+	monitor    *health.Monitor
+	stop       context.CancelFunc // stops the monitor
+	admin      string
+	weight     int // current
+	cfgWeight  int
+	lastChange time.Time
+	deleted    bool
+	checksOff  bool
 }
 
-// Listen is how the LB binds an address; tests and VRRP may replace it.
+// Listen is how the LB binds an address (net.Listen by default); VRRP mode
+// replaces it to bind addresses the host does not hold yet.
 type Listen func(network, addr string) (net.Listener, error)
 
+// ErrNotFound is returned for an unknown frontend, backend or server.
+var ErrNotFound = errors.New("not found")
+
+// ErrInvalid is returned for a change that is not allowed.
+var ErrInvalid = errors.New("invalid")
+
 // New builds a load balancer from cfg (already validated). Nothing is bound
-// or started until Start.
-func New(cfg *config.LB, log *slog.Logger) (*LB, error) {
-	l := &LB{log: log, cfg: cfg, backends: map[string]*Backend{}}
+// or started until Start. listen may be nil.
+func New(cfg *config.LB, log *slog.Logger, listen Listen) (*LB, error) {
+	if listen == nil {
+		listen = net.Listen
+	}
+	l := &LB{log: log, listen: listen, cfg: cfg}
 	for i := range cfg.Backends {
-		bc := &cfg.Backends[i]
-		b, err := newBackend(bc, log)
+		b, err := l.newBackend(cfg.Backends[i])
 		if err != nil {
 			return nil, err
 		}
-		l.backends[b.Name] = b
-		l.order = append(l.order, b.Name)
+		l.backends = append(l.backends, b)
 	}
 	for i := range cfg.Frontends {
-		fc := &cfg.Frontends[i]
-		l.frontends = append(l.frontends, l.newFrontend(fc))
+		l.frontends = append(l.frontends, l.newFrontend(cfg.Frontends[i]))
 	}
 	return l, nil
 }
 
-func (l *LB) newFrontend(fc *config.Frontend) *Frontend {
-	f := &Frontend{Name: fc.Name, Mode: fc.Mode}
-	var access *slog.Logger
-	if fc.AccessLog == nil || *fc.AccessLog {
-		access = l.log.With("log", "access")
+func (l *LB) backend(name string) *Backend {
+	for _, b := range l.backends {
+		if b.Name == name {
+			return b
+		}
 	}
+	return nil
+}
+
+func (l *LB) frontend(name string) *Frontend {
+	for _, f := range l.frontends {
+		if f.Name == name {
+			return f
+		}
+	}
+	return nil
+}
+
+func (l *LB) newFrontend(fc config.Frontend) *Frontend {
+	f := &Frontend{Name: fc.Name, Mode: fc.Mode, cfg: fc, listeners: map[string]net.Listener{}}
 	switch fc.Mode {
 	case "http":
-		f.HTTP = &proxy.HTTPFrontend{
-			Name:                 fc.Name,
-			TimeoutClient:        fc.TimeoutClient.D(),
-			TimeoutRequestHeader: fc.TimeoutRequestHeader.D(),
-			MaxHeaderBytes:       fc.MaxHeaderBytes,
-			AccessLog:            access,
-		}
-		r := &proxy.Routing{}
-		if fc.DefaultBackend != "" {
-			r.Default = l.backends[fc.DefaultBackend].Proxy
-		}
-		for _, rc := range fc.Routes {
-			r.Routes = append(r.Routes, proxy.Route{Host: rc.Host, PathPrefix: rc.PathPrefix, Backend: l.backends[rc.Backend].Proxy})
-		}
-		f.HTTP.SetRouting(r)
+		f.HTTP = proxy.NewHTTPFrontend(fc.Name, l.httpConfig(fc))
 	case "tcp":
-		f.TCP = &proxy.TCPFrontend{Name: fc.Name, TimeoutClient: fc.TimeoutClient.D(), AccessLog: access}
-		f.TCP.SetBackend(l.backends[fc.DefaultBackend].Proxy)
+		f.TCP = proxy.NewTCPFrontend(fc.Name, l.tcpConfig(fc))
 	}
 	return f
 }
 
-func newBackend(bc *config.Backend, log *slog.Logger) (*Backend, error) {
+func (l *LB) accessLog(fc config.Frontend) *slog.Logger {
+	if fc.AccessLog != nil && !*fc.AccessLog {
+		return nil
+	}
+	return l.log.With("log", "access")
+}
+
+func (l *LB) httpConfig(fc config.Frontend) *proxy.HTTPConfig {
+	c := &proxy.HTTPConfig{
+		TimeoutClient:        fc.TimeoutClient.D(),
+		TimeoutRequestHeader: fc.TimeoutRequestHeader.D(),
+		MaxHeaderBytes:       fc.MaxHeaderBytes,
+		AccessLog:            l.accessLog(fc),
+	}
+	if fc.DefaultBackend != "" {
+		c.Default = l.backend(fc.DefaultBackend).Proxy
+	}
+	for _, rc := range fc.Routes {
+		c.Routes = append(c.Routes, proxy.Route{Host: rc.Host, PathPrefix: rc.PathPrefix, Backend: l.backend(rc.Backend).Proxy})
+	}
+	return c
+}
+
+func (l *LB) tcpConfig(fc config.Frontend) *proxy.TCPConfig {
+	return &proxy.TCPConfig{Backend: l.backend(fc.DefaultBackend).Proxy, TimeoutClient: fc.TimeoutClient.D(), AccessLog: l.accessLog(fc)}
+}
+
+func backendConfig(bc config.Backend) proxy.BackendConfig {
+	return proxy.BackendConfig{
+		HashURI:        bc.Balance == balance.URI,
+		HashSource:     bc.Balance == balance.Source,
+		Retries:        *bc.Retries,
+		Redispatch:     bc.Redispatch,
+		ConnectTimeout: bc.TimeoutConnect.D(),
+		ServerTimeout:  bc.TimeoutServer.D(),
+		Observe5xx:     bc.Observe != nil && bc.Observe.HTTP5xx,
+	}
+}
+
+func (l *LB) newBackend(bc config.Backend) (*Backend, error) {
 	bs := make([]balance.Server, len(bc.Servers))
 	for i, s := range bc.Servers {
 		bs[i] = balance.Server{Weight: *s.Weight, MaxConn: s.MaxConn}
@@ -138,59 +192,48 @@ func newBackend(bc *config.Backend, log *slog.Logger) (*Backend, error) {
 	if err != nil {
 		return nil, fmt.Errorf("backend %q: %w", bc.Name, err)
 	}
-	b := &Backend{Name: bc.Name, Mode: bc.Mode, Balance: bc.Balance}
 	ps := make([]*proxy.Server, len(bc.Servers))
 	for i, sc := range bc.Servers {
 		ps[i] = proxy.NewServer(sc.Name, sc.Address, i)
 	}
-	pb := proxy.NewBackend(bc.Name, bal, ps)
-	pb.HashURI = bc.Balance == balance.URI
-	pb.HashSource = bc.Balance == balance.Source
-	pb.Retries = *bc.Retries
-	pb.Redispatch = bc.Redispatch
-	pb.ConnectTimeout = bc.TimeoutConnect.D()
-	pb.ServerTimeout = bc.TimeoutServer.D()
-	pb.Observe5xx = bc.Observe != nil && bc.Observe.HTTP5xx
-	b.Proxy = pb
+	b := &Backend{Name: bc.Name, cfg: bc, Proxy: proxy.NewBackend(bc.Name, bal, ps, backendConfig(bc))}
 	for i, sc := range bc.Servers {
 		s := &Server{Name: sc.Name, Addr: sc.Address, Proxy: ps[i], b: b,
-			admin: StateReady, weight: *sc.Weight, cfgWeight: *sc.Weight}
-		s.Monitor = newMonitor(bc, sc, s, log.With("backend", bc.Name, "server", sc.Name))
-		if s.Monitor != nil && bc.Observe != nil {
-			ps[i].Observe = s.Monitor.Observe
-		}
-		b.Servers = append(b.Servers, s)
+			admin: StateReady, weight: *sc.Weight, cfgWeight: *sc.Weight, lastChange: time.Now()}
+		s.setMonitor(l.newMonitor(bc, sc.Address, s))
+		b.servers = append(b.servers, s)
 	}
 	return b, nil
 }
 
 // newMonitor returns the health monitor of a server, or nil when the backend
 // checks nothing (like HAProxy without `check`: always up).
-func newMonitor(bc *config.Backend, sc config.Server, s *Server, log *slog.Logger) *health.Monitor {
+func (l *LB) newMonitor(bc config.Backend, addr string, s *Server) *health.Monitor {
 	h, o := bc.Health, bc.Observe
 	if h == nil && o == nil {
 		return nil
 	}
+	log := l.log.With("backend", bc.Name, "server", s.Name)
 	var cfg health.Config
 	var checker health.Checker
 	if h != nil {
 		cfg = health.Config{Interval: h.Interval.D(), Timeout: h.Timeout.D(), Rise: h.Rise, Fall: h.Fall}
 		switch h.Type {
 		case "tcp":
-			checker = health.NewTCP(sc.Address)
+			checker = health.NewTCP(addr)
 		case "http":
 			lo, hi, _ := config.ParseStatusRange(h.Expect)
-			checker = health.NewHTTP(sc.Address, health.HTTPCheck{Method: h.Method, Path: h.Path, Host: h.Host, ExpectLo: lo, ExpectHi: hi})
+			checker = health.NewHTTP(addr, health.HTTPCheck{Method: h.Method, Path: h.Path, Host: h.Host, ExpectLo: lo, ExpectHi: hi})
 		case "mysql":
 			pw := ""
 			if h.PasswordFile != "" {
-				if b, err := os.ReadFile(h.PasswordFile); err == nil {
-					pw = strings.TrimSpace(string(b))
-				} else {
-					log.Error("mysql check: cannot read password file", "file", h.PasswordFile, "error", err)
+				b, err := os.ReadFile(h.PasswordFile)
+				if err != nil {
+					log.Error("mysql check: cannot read the password file", "file", h.PasswordFile, "error", err)
 				}
+				pw = strings.TrimSpace(string(b))
 			}
-			checker = health.NewMySQL(sc.Address, health.MySQLCheck{Role: h.Role, MaxLag: h.MaxLag.D(), User: h.User, Password: pw})
+			checker = health.NewMySQL(addr, health.MySQLCheck{Role: h.Role, MaxLag: h.MaxLag.D(), User: h.User, Password: pw})
 		}
 	}
 	if o != nil {
@@ -202,8 +245,48 @@ func newMonitor(bc *config.Backend, sc config.Server, s *Server, log *slog.Logge
 		} else {
 			log.Warn("server is DOWN", "reason", reason)
 		}
+		s.mu.Lock()
+		s.lastChange = time.Now()
+		s.mu.Unlock()
 		s.apply()
 	})
+}
+
+// setMonitor installs m (nil: none) as the server's monitor and hooks it to
+// passive observation when the backend observes live traffic.
+func (s *Server) setMonitor(m *health.Monitor) {
+	s.mu.Lock()
+	s.monitor = m
+	s.mu.Unlock()
+	if m != nil && s.b.cfg.Observe != nil {
+		s.Proxy.Observe = m.Observe
+	}
+}
+
+// startMonitor runs the server's monitor under ctx.
+func (l *LB) startMonitor(s *Server) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.monitor == nil || l.ctx == nil {
+		return
+	}
+	ctx, cancel := context.WithCancel(l.ctx)
+	s.stop = cancel
+	m := s.monitor
+	l.wg.Add(1)
+	go func() {
+		defer l.wg.Done()
+		m.Run(ctx)
+	}()
+}
+
+func (s *Server) stopMonitor() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.stop != nil {
+		s.stop()
+		s.stop = nil
+	}
 }
 
 // apply pushes the server's effective state to the balancer: usable when
@@ -211,62 +294,78 @@ func newMonitor(bc *config.Backend, sc config.Server, s *Server, log *slog.Logge
 func (s *Server) apply() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	usable := s.admin == StateReady && (s.Monitor == nil || s.Monitor.Up())
-	if !usable && s.lastDown.IsZero() {
-		s.lastDown = time.Now()
-	} else if usable {
-		s.lastDown = time.Time{}
+	bal := s.b.Proxy.Balancer()
+	i := s.Proxy.Index()
+	if s.deleted {
+		bal.SetUsable(i, false)
+		return
 	}
-	s.b.Proxy.Balancer().SetWeight(s.Proxy.Index(), s.weight)
-	s.b.Proxy.Balancer().SetUsable(s.Proxy.Index(), usable)
+	usable := s.admin == StateReady && (s.monitor == nil || s.monitor.Up())
+	bal.SetWeight(i, s.weight)
+	bal.SetUsable(i, usable)
 	if s.admin == StateMaint {
 		s.Proxy.CloseIdle()
 	}
 }
 
-// Start binds every frontend's addresses with listen (net.Listen when nil),
-// starts the health checks and serves until Shutdown. A bind error stops
-// everything already started.
-func (l *LB) Start(ctx context.Context, listen Listen) error {
-	if listen == nil {
-		listen = net.Listen
-	}
+// Start binds every frontend's addresses, starts the health checks and
+// serves until Shutdown. A bind error stops everything already started.
+func (l *LB) Start(ctx context.Context) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	cfgs := l.cfg.Frontends
-	for i, f := range l.frontends {
-		for _, addr := range cfgs[i].Bind {
-			ln, err := listen("tcp", addr)
-			if err != nil {
-				for _, f := range l.frontends {
-					for _, ln := range f.listeners {
-						ln.Close()
-					}
-				}
-				return fmt.Errorf("frontend %q: bind %s: %w", f.Name, addr, err)
-			}
-			f.listeners = append(f.listeners, ln)
+	bound, err := l.bindAll(l.frontends, nil)
+	if err != nil {
+		return err
+	}
+	l.ctx, l.cancel = context.WithCancel(ctx)
+	for _, b := range l.backends {
+		for _, s := range b.servers {
+			l.startMonitor(s)
 		}
 	}
-	ctx, l.cancel = context.WithCancel(ctx)
-	for _, name := range l.order {
-		for _, s := range l.backends[name].Servers {
-			if s.Monitor != nil {
-				l.wg.Add(1)
-				go func() {
-					defer l.wg.Done()
-					s.Monitor.Run(ctx)
-				}()
-			}
-		}
-	}
-	for _, f := range l.frontends {
-		for _, ln := range f.listeners {
-			l.log.Info("listening", "frontend", f.Name, "mode", f.Mode, "address", ln.Addr().String())
-			go f.serve(ln)
-		}
-	}
+	l.serve(bound)
 	return nil
+}
+
+// boundListener is a listener bound for a frontend, not serving yet.
+type boundListener struct {
+	f    *Frontend
+	addr string
+	ln   net.Listener
+}
+
+// bindAll binds the configured addresses of fes that are not bound yet;
+// on error it closes what it bound and returns the error.
+func (l *LB) bindAll(fes []*Frontend, cfgs map[*Frontend]config.Frontend) ([]boundListener, error) {
+	var bound []boundListener
+	for _, f := range fes {
+		fc := f.cfg
+		if c, ok := cfgs[f]; ok {
+			fc = c
+		}
+		for _, addr := range fc.Bind {
+			if _, ok := f.listeners[addr]; ok {
+				continue
+			}
+			ln, err := l.listen("tcp", addr)
+			if err != nil {
+				for _, b := range bound {
+					b.ln.Close()
+				}
+				return nil, fmt.Errorf("frontend %q: bind %s: %w", f.Name, addr, err)
+			}
+			bound = append(bound, boundListener{f, addr, ln})
+		}
+	}
+	return bound, nil
+}
+
+func (l *LB) serve(bound []boundListener) {
+	for _, b := range bound {
+		b.f.listeners[b.addr] = b.ln
+		l.log.Info("listening", "frontend", b.f.Name, "mode", b.f.Mode, "address", b.ln.Addr().String())
+		go b.f.serve(b.ln)
+	}
 }
 
 func (f *Frontend) serve(ln net.Listener) {
@@ -277,16 +376,29 @@ func (f *Frontend) serve(ln net.Listener) {
 	}
 }
 
+func (f *Frontend) shutdown(ctx context.Context) error {
+	for addr, ln := range f.listeners {
+		ln.Close()
+		delete(f.listeners, addr)
+	}
+	if f.HTTP != nil {
+		return f.HTTP.Shutdown(ctx)
+	}
+	return f.TCP.Shutdown(ctx)
+}
+
 // Addrs returns the bound addresses of a frontend (useful with port 0).
 func (l *LB) Addrs(frontend string) []net.Addr {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	f := l.frontend(frontend)
+	if f == nil {
+		return nil
+	}
 	var out []net.Addr
-	for _, f := range l.frontends {
-		if f.Name == frontend {
-			for _, ln := range f.listeners {
-				out = append(out, ln.Addr())
-			}
+	for _, addr := range f.cfg.Bind {
+		if ln, ok := f.listeners[addr]; ok {
+			out = append(out, ln.Addr())
 		}
 	}
 	return out
@@ -296,27 +408,16 @@ func (l *LB) Addrs(frontend string) []net.Addr {
 // done, then closes what is left and stops the health checks.
 func (l *LB) Shutdown(ctx context.Context) error {
 	l.mu.Lock()
-	fes := l.frontends
-	for _, f := range fes {
-		for _, ln := range f.listeners {
-			ln.Close()
-		}
-	}
+	fes := slices.Clone(l.frontends)
 	l.mu.Unlock()
 	var errs []error
-	var wg sync.WaitGroup
 	var mu sync.Mutex
+	var wg sync.WaitGroup
 	for _, f := range fes {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			var err error
-			if f.HTTP != nil {
-				err = f.HTTP.Shutdown(ctx)
-			} else {
-				err = f.TCP.Shutdown(ctx)
-			}
-			if err != nil {
+			if err := f.shutdown(ctx); err != nil {
 				mu.Lock()
 				errs = append(errs, fmt.Errorf("frontend %q: %w", f.Name, err))
 				mu.Unlock()
@@ -324,14 +425,208 @@ func (l *LB) Shutdown(ctx context.Context) error {
 		}()
 	}
 	wg.Wait()
+	l.mu.Lock()
 	if l.cancel != nil {
 		l.cancel()
 	}
+	l.mu.Unlock()
 	l.wg.Wait()
 	for _, b := range l.backends {
-		for _, s := range b.Servers {
-			s.Proxy.CloseIdle()
+		for _, s := range b.Proxy.Servers() {
+			s.CloseIdle()
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// Reload applies a new configuration without closing the listeners that
+// remain and without failing requests in flight. Servers that remain (same
+// backend, name and address) keep their health state, admin state and
+// runtime weight (a weight not changed at runtime follows the file). On
+// error nothing changes.
+func (l *LB) Reload(cfg *config.LB) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	// Backends: kept when the algorithm is the same, else built anew.
+	var newBackends []*Backend
+	kept := map[*Backend]bool{}
+	for _, bc := range cfg.Backends {
+		old := l.backend(bc.Name)
+		if old != nil && old.cfg.Balance == bc.Balance && old.cfg.Mode == bc.Mode {
+			newBackends = append(newBackends, old)
+			kept[old] = true
+			continue
+		}
+		b, err := l.newBackend(bc)
+		if err != nil {
+			return err
+		}
+		newBackends = append(newBackends, b)
+	}
+	// Frontends: kept when the mode is the same. Bind new addresses first,
+	// so that a bind error leaves everything as it was.
+	var newFrontends []*Frontend
+	cfgs := map[*Frontend]config.Frontend{}
+	for _, fc := range cfg.Frontends {
+		f := l.frontend(fc.Name)
+		if f == nil || f.Mode != fc.Mode {
+			f = &Frontend{Name: fc.Name, Mode: fc.Mode, cfg: fc, listeners: map[string]net.Listener{}}
+		}
+		cfgs[f] = fc
+		newFrontends = append(newFrontends, f)
+	}
+	bound, err := l.bindAll(newFrontends, cfgs)
+	if err != nil {
+		return err
+	}
+	// From here on nothing fails.
+	oldBackends := l.backends
+	l.backends = newBackends
+	for _, b := range newBackends {
+		if kept[b] {
+			l.updateBackend(b, cfg)
+		} else {
+			for _, s := range b.servers {
+				l.startMonitor(s)
+			}
+		}
+	}
+	oldFrontends := l.frontends
+	l.frontends = newFrontends
+	for _, f := range newFrontends {
+		fc := cfgs[f]
+		f.cfg = fc
+		switch {
+		case f.HTTP == nil && f.TCP == nil && fc.Mode == "http":
+			f.HTTP = proxy.NewHTTPFrontend(fc.Name, l.httpConfig(fc))
+		case f.HTTP == nil && f.TCP == nil:
+			f.TCP = proxy.NewTCPFrontend(fc.Name, l.tcpConfig(fc))
+		case f.HTTP != nil:
+			f.HTTP.Configure(l.httpConfig(fc))
+		default:
+			f.TCP.Configure(l.tcpConfig(fc))
+		}
+		for addr, ln := range f.listeners {
+			if !slices.Contains(fc.Bind, addr) {
+				ln.Close()
+				delete(f.listeners, addr)
+			}
+		}
+	}
+	l.serve(bound)
+	for _, f := range oldFrontends {
+		if !slices.Contains(newFrontends, f) {
+			go func() {
+				ctx, cancel := context.WithTimeout(context.Background(), cfg.Grace.D())
+				defer cancel()
+				f.shutdown(ctx)
+			}()
+		}
+	}
+	for _, b := range oldBackends {
+		if !kept[b] {
+			for _, s := range b.servers {
+				s.stopMonitor()
+			}
+			go closeIdleLater(b.Proxy)
+		}
+	}
+	l.cfg = cfg
+	l.log.Info("configuration reloaded", "frontends", len(newFrontends), "backends", len(newBackends))
+	return nil
+}
+
+// closeIdleLater closes a retired backend's idle connections once requests
+// routed to it just before a reload have had time to finish.
+func closeIdleLater(b *proxy.Backend) {
+	time.Sleep(time.Second)
+	for _, s := range b.Servers() {
+		s.CloseIdle()
+	}
+}
+
+// updateBackend applies a new configuration to a kept backend: tunables,
+// servers added, removed or changed, and health checks.
+func (l *LB) updateBackend(b *Backend, cfg *config.LB) {
+	var bc config.Backend
+	for _, c := range cfg.Backends {
+		if c.Name == b.Name {
+			bc = c
+		}
+	}
+	healthChanged := !reflect.DeepEqual(b.cfg.Health, bc.Health) || !reflect.DeepEqual(b.cfg.Observe, bc.Observe)
+	b.cfg = bc
+	b.Proxy.Configure(backendConfig(bc))
+	var live []*Server
+	for _, sc := range bc.Servers {
+		var s *Server
+		for _, old := range b.servers {
+			if old.Name == sc.Name && old.Addr == sc.Address {
+				s = old
+			}
+		}
+		if s == nil {
+			s = l.addServer(b, sc.Name, sc.Address, *sc.Weight, sc.MaxConn, StateReady)
+			live = append(live, s)
+			continue
+		}
+		s.mu.Lock()
+		if s.weight == s.cfgWeight {
+			s.weight = *sc.Weight
+		}
+		s.cfgWeight = *sc.Weight
+		s.mu.Unlock()
+		if healthChanged {
+			s.stopMonitor()
+			wasUp := s.up()
+			m := l.newMonitor(bc, s.Addr, s)
+			if m != nil && !wasUp {
+				m.Force(false)
+			}
+			s.Proxy.Observe = nil
+			s.setMonitor(m)
+			l.startMonitor(s)
+		}
+		s.apply()
+		live = append(live, s)
+	}
+	for _, old := range b.servers {
+		if !slices.Contains(live, old) {
+			l.retire(old)
+		}
+	}
+	b.servers = live
+}
+
+// addServer adds a server to b's balancer and proxy and starts its checks.
+func (l *LB) addServer(b *Backend, name, addr string, weight, maxConn int, admin string) *Server {
+	i := b.Proxy.Balancer().Add(balance.Server{Weight: weight, MaxConn: maxConn})
+	ps := proxy.NewServer(name, addr, i)
+	b.Proxy.AddServer(ps)
+	s := &Server{Name: name, Addr: addr, Proxy: ps, b: b, admin: admin, weight: weight, cfgWeight: weight, lastChange: time.Now()}
+	s.setMonitor(l.newMonitor(b.cfg, addr, s))
+	l.startMonitor(s)
+	s.apply()
+	return s
+}
+
+// retire takes a server out for good: no new traffic, checks stopped; its
+// requests in flight finish.
+func (l *LB) retire(s *Server) {
+	s.mu.Lock()
+	s.deleted = true
+	s.mu.Unlock()
+	s.stopMonitor()
+	s.apply()
+	go func() {
+		time.Sleep(time.Second)
+		s.Proxy.CloseIdle()
+	}()
+	l.log.Info("server removed", "backend", s.b.Name, "server", s.Name)
+}
+
+func (s *Server) up() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.monitor == nil || s.monitor.Up()
 }

@@ -78,11 +78,11 @@ func startLB(t *testing.T, yaml string) *LB {
 	if testing.Verbose() {
 		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	}
-	l, err := New(cfg, log)
+	l, err := New(cfg, log, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := l.Start(context.Background(), nil); err != nil {
+	if err := l.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
@@ -154,12 +154,12 @@ backends:
 	if f := failed.Load(); f != 0 {
 		t.Errorf("%d of %d requests failed (first: %v), want 0", f, n, firstErr.Load())
 	}
-	web1 := l.backends["web"].Servers[0]
-	if web1.Monitor.Up() {
+	web1 := l.backend("web").servers[0]
+	if web1.up() {
 		t.Errorf("web1 still UP after being killed")
 	}
 	t.Logf("%d requests, %d failed, retries %d, redispatches %d", n, failed.Load(),
-		l.backends["web"].Proxy.Stats.Retries.Load(), l.backends["web"].Proxy.Stats.Redispatch.Load())
+		l.backend("web").Proxy.Stats.Retries.Load(), l.backend("web").Proxy.Stats.Redispatch.Load())
 }
 
 // TCP mode: connections are spread, relayed both ways with half-close, and

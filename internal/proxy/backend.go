@@ -15,7 +15,17 @@ import (
 // timeouts. Its server list only grows (servers removed at runtime stay as
 // tombstones, never picked), so an index from the balancer is always valid.
 type Backend struct {
-	Name string
+	Name  string
+	Stats Counters
+
+	bal     balance.Balancer
+	cfg     atomic.Pointer[BackendConfig]
+	mu      sync.Mutex // guards writes of servers
+	servers atomic.Pointer[[]*Server]
+}
+
+// BackendConfig holds a backend's tunables; it is replaced whole on reload.
+type BackendConfig struct {
 	// HashURI makes the balancer's key the request path (balance uri);
 	// HashSource makes it the client address (balance source).
 	HashURI, HashSource bool
@@ -31,22 +41,24 @@ type Backend struct {
 	// Observe5xx counts 5xx responses (but 501 and 505) as server errors for
 	// passive health checks.
 	Observe5xx bool
-
-	Stats Counters
-
-	bal     balance.Balancer
-	mu      sync.Mutex // guards writes of servers
-	servers atomic.Pointer[[]*Server]
 }
 
 // NewBackend returns a backend over servers, chosen by bal, whose indexes
 // must match servers'.
-func NewBackend(name string, bal balance.Balancer, servers []*Server) *Backend {
+func NewBackend(name string, bal balance.Balancer, servers []*Server, cfg BackendConfig) *Backend {
 	b := &Backend{Name: name, bal: bal}
 	s := append([]*Server(nil), servers...)
 	b.servers.Store(&s)
+	b.Configure(cfg)
 	return b
 }
+
+// Configure replaces the backend's tunables; requests in flight keep the
+// ones they started with.
+func (b *Backend) Configure(cfg BackendConfig) { b.cfg.Store(&cfg) }
+
+// Config returns the backend's tunables.
+func (b *Backend) Config() BackendConfig { return *b.cfg.Load() }
 
 // Servers returns the backend's servers, tombstones included.
 func (b *Backend) Servers() []*Server { return *b.servers.Load() }
@@ -197,8 +209,8 @@ func (p *pool) closeAll() {
 }
 
 // dial opens a new connection to s.
-func (b *Backend) dial(ctx context.Context, s *Server) (*serverConn, error) {
-	d := net.Dialer{Timeout: b.ConnectTimeout}
+func (b *Backend) dial(ctx context.Context, cfg *BackendConfig, s *Server) (*serverConn, error) {
+	d := net.Dialer{Timeout: cfg.ConnectTimeout}
 	c, err := d.DialContext(ctx, "tcp", s.Addr)
 	if err != nil {
 		return nil, err

@@ -24,13 +24,24 @@ type Route struct {
 	Backend    *Backend
 }
 
-// Routing is a frontend's routing table; it is replaced whole on reload.
-type Routing struct {
+// HTTPConfig is an HTTP frontend's routing table and tunables; it is
+// replaced whole on reload.
+type HTTPConfig struct {
 	Routes  []Route
 	Default *Backend // nil: requests that match no route get 503
+	// TimeoutClient is the longest a client connection may idle between
+	// requests or while sending one; TimeoutRequestHeader bounds the time to
+	// receive a whole request head (a slow-header defence). Zero: none.
+	TimeoutClient, TimeoutRequestHeader time.Duration
+	// MaxHeaderBytes limits a request head (zero: 16384).
+	MaxHeaderBytes int
+	// Proto is the value of X-Forwarded-Proto (default http).
+	Proto string
+	// AccessLog, when set, gets one line per request.
+	AccessLog *slog.Logger
 }
 
-func (r *Routing) backendFor(host, path []byte) *Backend {
+func (r *HTTPConfig) backendFor(host, path []byte) *Backend {
 	if len(r.Routes) > 0 {
 		if i := bytes.LastIndexByte(host, ':'); i >= 0 && bytes.LastIndexByte(host, ']') < i {
 			host = host[:i]
@@ -51,26 +62,24 @@ func (r *Routing) backendFor(host, path []byte) *Backend {
 
 // HTTPFrontend proxies HTTP/1.x connections to backends.
 type HTTPFrontend struct {
-	Name string
-	// TimeoutClient is the longest a client connection may idle between
-	// requests or while sending one; TimeoutRequestHeader bounds the time to
-	// receive a whole request head (a slow-header defence). Zero: none.
-	TimeoutClient, TimeoutRequestHeader time.Duration
-	// MaxHeaderBytes limits a request head (zero: 16384).
-	MaxHeaderBytes int
-	// Proto is the value of X-Forwarded-Proto (default http).
-	Proto string
-	// AccessLog, when set, gets one line per request.
-	AccessLog *slog.Logger
-
+	Name  string
 	Stats Counters
 
-	routing atomic.Pointer[Routing]
-	conns   connSet
+	cfg   atomic.Pointer[HTTPConfig]
+	conns connSet
 }
 
-// SetRouting replaces the routing table; requests already routed are not affected.
-func (f *HTTPFrontend) SetRouting(r *Routing) { f.routing.Store(r) }
+// NewHTTPFrontend returns a frontend with the given configuration.
+func NewHTTPFrontend(name string, cfg *HTTPConfig) *HTTPFrontend {
+	f := &HTTPFrontend{Name: name}
+	f.Configure(cfg)
+	return f
+}
+
+// Configure replaces the routing table and tunables; requests already
+// routed are not affected, and each connection picks up the new timeouts at
+// its next request.
+func (f *HTTPFrontend) Configure(c *HTTPConfig) { f.cfg.Store(c) }
 
 // Serve accepts connections on ln until it is closed.
 func (f *HTTPFrontend) Serve(ln net.Listener) error {
@@ -101,6 +110,7 @@ type clientConn struct {
 	br       *bufio.Reader
 	bw       *bufio.Writer
 	remoteIP string
+	fc       *HTTPConfig // the frontend's configuration for the current request
 	req      head
 	resp     head
 	out      []byte // the request head as sent to servers
@@ -135,20 +145,23 @@ func (cc *clientConn) deadline(d time.Duration) {
 func (cc *clientConn) serve() {
 	defer cc.close()
 	f := cc.f
-	max := f.MaxHeaderBytes
-	if max <= 0 {
-		max = 16384
-	}
 	for !cc.wantClose() {
 		// Wait for the first byte of the next request under the idle
 		// timeout, then for the whole head under the header timeout.
-		cc.deadline(f.TimeoutClient)
+		fc := f.cfg.Load()
+		cc.deadline(fc.TimeoutClient)
 		if _, err := cc.br.Peek(1); err != nil {
 			return
 		}
 		cc.active.Store(true)
-		if f.TimeoutRequestHeader > 0 {
-			cc.deadline(f.TimeoutRequestHeader)
+		fc = f.cfg.Load()
+		cc.fc = fc
+		if fc.TimeoutRequestHeader > 0 {
+			cc.deadline(fc.TimeoutRequestHeader)
+		}
+		max := fc.MaxHeaderBytes
+		if max <= 0 {
+			max = 16384
 		}
 		start := time.Now()
 		err := readHead(cc.br, &cc.req, max)
@@ -197,7 +210,7 @@ func statusFor(err error) int {
 }
 
 func (cc *clientConn) logParseError(err error) {
-	if l := cc.f.AccessLog; l != nil {
+	if l := cc.fc.AccessLog; l != nil {
 		l.Info("bad request", "frontend", cc.f.Name, "client", cc.remoteIP, "error", err.Error())
 	}
 }
@@ -205,6 +218,7 @@ func (cc *clientConn) logParseError(err error) {
 // exchange is the state of one request as it goes through the proxy.
 type exchange struct {
 	b        *Backend
+	bc       *BackendConfig
 	srv      *Server
 	status   int
 	retries  int
@@ -226,10 +240,7 @@ func (cc *clientConn) handle(start time.Time) bool {
 		path = absPath(path)
 	}
 	var x exchange
-	routing := f.routing.Load()
-	if routing != nil {
-		x.b = routing.backendFor(req.host, path)
-	}
+	x.b = cc.fc.backendFor(req.host, path)
 	hasBody := req.chunked || req.contentLength > 0
 	clientKeep := req.minor == 1 && !req.connClose || req.minor == 0 && req.connKeepAlive
 	keep := cc.proxy(&x, path, hasBody)
@@ -238,7 +249,7 @@ func (cc *clientConn) handle(start time.Time) bool {
 	if x.b != nil {
 		x.b.Stats.countStatus(x.status)
 	}
-	if l := f.AccessLog; l != nil {
+	if l := cc.fc.AccessLog; l != nil {
 		cc.accessLog(l, &x, start)
 	}
 	return keep
@@ -253,6 +264,8 @@ func (cc *clientConn) proxy(x *exchange, path []byte, hasBody bool) bool {
 		return cc.writeError(503, !hasBody)
 	}
 	b := x.b
+	bc := b.cfg.Load()
+	x.bc = bc
 	b.Stats.Requests.Add(1)
 	upgrade := req.connUpgrade && len(req.upgrade) > 0
 	if req.expect100 && hasBody && req.minor == 1 {
@@ -266,14 +279,14 @@ func (cc *clientConn) proxy(x *exchange, path []byte, hasBody bool) bool {
 	cc.out = cc.buildRequest(cc.out[:0], upgrade)
 	var key []byte
 	switch {
-	case b.HashURI:
+	case bc.HashURI:
 		key = path
-	case b.HashSource:
+	case bc.HashSource:
 		key = []byte(cc.remoteIP)
 	}
 	ctx := context.Background()
 	var prev *Server
-	attempts := b.Retries + 1
+	attempts := bc.Retries + 1
 	for attempt := 0; attempt < attempts; attempt++ {
 		if attempt > 0 {
 			x.retries++
@@ -283,7 +296,7 @@ func (cc *clientConn) proxy(x *exchange, path []byte, hasBody bool) bool {
 			}
 		}
 		var avoid *Server
-		if attempt > 0 && b.Redispatch {
+		if attempt > 0 && bc.Redispatch {
 			avoid = prev
 		}
 		srv := b.pick(key, avoid)
@@ -295,8 +308,8 @@ func (cc *clientConn) proxy(x *exchange, path []byte, hasBody bool) bool {
 		if attempt > 0 && prev != nil && srv != prev {
 			b.Stats.Redispatch.Add(1)
 			srv.Stats.Redispatch.Add(1)
-		} else if attempt > 0 && !b.Redispatch {
-			wait := b.ConnectTimeout
+		} else if attempt > 0 && !bc.Redispatch {
+			wait := bc.ConnectTimeout
 			if wait <= 0 || wait > time.Second {
 				wait = time.Second
 			}
@@ -346,7 +359,7 @@ const (
 
 // try sends the request to srv once and relays the response.
 func (cc *clientConn) try(ctx context.Context, x *exchange, srv *Server, hasBody, upgrade bool) tryResult {
-	b, req, f := x.b, &cc.req, cc.f
+	b, bc, req, f := x.b, x.bc, &cc.req, cc.f
 	now := time.Now()
 	sc := srv.pool.get(now)
 	reused := sc != nil
@@ -354,7 +367,7 @@ attempt:
 	for {
 		if sc == nil {
 			var err error
-			sc, err = b.dial(ctx, srv)
+			sc, err = b.dial(ctx, bc, srv)
 			if err != nil {
 				x.err = err
 				b.Stats.ConnErrors.Add(1)
@@ -364,8 +377,8 @@ attempt:
 			}
 		}
 		x.tConnect = time.Now()
-		if b.ServerTimeout > 0 {
-			sc.SetDeadline(x.tConnect.Add(b.ServerTimeout))
+		if bc.ServerTimeout > 0 {
+			sc.SetDeadline(x.tConnect.Add(bc.ServerTimeout))
 		}
 		// The head, then the body as it arrives.
 		sc.bw.Write(cc.out)
@@ -466,10 +479,10 @@ func idempotent(method []byte) bool {
 // relay writes the response head and body to the client and returns the
 // server connection to the pool when it can carry another request.
 func (cc *clientConn) relay(x *exchange, srv *Server, sc *serverConn, upgrade bool) tryResult {
-	req, resp, f, b := &cc.req, &cc.resp, cc.f, x.b
+	req, resp, f, b, bc, fc := &cc.req, &cc.resp, cc.f, x.b, x.bc, cc.fc
 	x.status = resp.status
 	srv.Stats.countStatus(resp.status)
-	if b.Observe5xx && resp.status >= 500 && resp.status != 501 && resp.status != 505 {
+	if x.bc.Observe5xx && resp.status >= 500 && resp.status != 501 && resp.status != 505 {
 		srv.observe(errors.New("status " + strconv.Itoa(resp.status)))
 	} else {
 		srv.observe(nil)
@@ -504,15 +517,15 @@ func (cc *clientConn) relay(x *exchange, srv *Server, sc *serverConn, upgrade bo
 	dechunk := resp.chunked && req.minor == 0
 	closeClient := untilClose || dechunk
 	cc.writeResponseHead(closeClient, false)
-	if f.TimeoutClient > 0 {
-		cc.c.SetWriteDeadline(time.Now().Add(f.TimeoutClient))
+	if fc.TimeoutClient > 0 {
+		cc.c.SetWriteDeadline(time.Now().Add(fc.TimeoutClient))
 	}
 	before := func() {
-		if b.ServerTimeout > 0 {
-			sc.SetReadDeadline(time.Now().Add(b.ServerTimeout))
+		if bc.ServerTimeout > 0 {
+			sc.SetReadDeadline(time.Now().Add(bc.ServerTimeout))
 		}
-		if f.TimeoutClient > 0 {
-			cc.c.SetWriteDeadline(time.Now().Add(f.TimeoutClient))
+		if fc.TimeoutClient > 0 {
+			cc.c.SetWriteDeadline(time.Now().Add(fc.TimeoutClient))
 		}
 	}
 	var n int64
@@ -566,7 +579,7 @@ func (cc *clientConn) relay(x *exchange, srv *Server, sc *serverConn, upgrade bo
 
 // bodyDeadline extends the client's read deadline while a body streams in.
 func (cc *clientConn) bodyDeadline() {
-	if d := cc.f.TimeoutClient; d > 0 {
+	if d := cc.fc.TimeoutClient; d > 0 {
 		cc.c.SetReadDeadline(time.Now().Add(d))
 	}
 }
@@ -605,7 +618,7 @@ func (cc *clientConn) buildRequest(out []byte, upgrade bool) []byte {
 		out = append(out, req.upgrade...)
 		out = append(out, "\r\n"...)
 	}
-	proto := cc.f.Proto
+	proto := cc.fc.Proto
 	if proto == "" {
 		proto = "http"
 	}

@@ -26,7 +26,7 @@ type testProxy struct {
 	b    *Backend
 }
 
-func startProxy(t *testing.T, addrs []string, tune func(*HTTPFrontend, *Backend)) *testProxy {
+func startProxy(t *testing.T, addrs []string, tune func(*HTTPConfig, *BackendConfig)) *testProxy {
 	t.Helper()
 	bs := make([]balance.Server, len(addrs))
 	ss := make([]*Server, len(addrs))
@@ -38,16 +38,15 @@ func startProxy(t *testing.T, addrs []string, tune func(*HTTPFrontend, *Backend)
 	if err != nil {
 		t.Fatal(err)
 	}
-	b := NewBackend("b", bal, ss)
-	b.Retries = 3
-	b.Redispatch = true
-	b.ConnectTimeout = time.Second
-	b.ServerTimeout = 5 * time.Second
-	f := &HTTPFrontend{Name: "f", TimeoutClient: 5 * time.Second, TimeoutRequestHeader: 2 * time.Second}
+	bc := BackendConfig{Retries: 3, Redispatch: true, ConnectTimeout: time.Second, ServerTimeout: 5 * time.Second}
+	fc := &HTTPConfig{TimeoutClient: 5 * time.Second, TimeoutRequestHeader: 2 * time.Second}
+	b := NewBackend("b", bal, ss, bc)
 	if tune != nil {
-		tune(f, b)
+		tune(fc, &bc)
 	}
-	f.SetRouting(&Routing{Default: b})
+	b.Configure(bc)
+	fc.Default = b
+	f := NewHTTPFrontend("f", fc)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -163,7 +162,7 @@ func TestMalformedRequests(t *testing.T) {
 		hits++
 		mu.Unlock()
 	})
-	p := startProxy(t, []string{addr}, func(f *HTTPFrontend, b *Backend) { f.MaxHeaderBytes = 2048 })
+	p := startProxy(t, []string{addr}, func(f *HTTPConfig, b *BackendConfig) { f.MaxHeaderBytes = 2048 })
 	tests := []struct {
 		name, req string
 		status    int
@@ -217,7 +216,7 @@ func TestMalformedRequests(t *testing.T) {
 }
 
 func TestSlowHeaderGets408(t *testing.T) {
-	p := startProxy(t, []string{backend(t, named("a"))}, func(f *HTTPFrontend, b *Backend) {
+	p := startProxy(t, []string{backend(t, named("a"))}, func(f *HTTPConfig, b *BackendConfig) {
 		f.TimeoutRequestHeader = 200 * time.Millisecond
 	})
 	c := dial(t, p.addr)
@@ -309,17 +308,20 @@ func TestErrorsFromServers(t *testing.T) {
 	tests := []struct {
 		name   string
 		addrs  []string
-		tune   func(*HTTPFrontend, *Backend)
+		tune   func(*HTTPConfig, *BackendConfig)
 		status int
 	}{
 		{"refused", []string{refused()}, nil, 502},
 		{"reset", []string{reset}, nil, 502},
-		{"timeout", []string{slow}, func(f *HTTPFrontend, b *Backend) { b.ServerTimeout = 300 * time.Millisecond }, 504},
-		{"no server", []string{refused()}, func(f *HTTPFrontend, b *Backend) { b.Balancer().SetUsable(0, false) }, 503},
+		{"timeout", []string{slow}, func(f *HTTPConfig, b *BackendConfig) { b.ServerTimeout = 300 * time.Millisecond }, 504},
+		{"no server", []string{refused()}, nil, 503},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			p := startProxy(t, tt.addrs, tt.tune)
+			if tt.name == "no server" {
+				p.b.Balancer().SetUsable(0, false)
+			}
 			resp, err := client().Get("http://" + p.addr + "/")
 			if err != nil {
 				t.Fatal(err)

@@ -15,21 +15,33 @@ import (
 // TCPFrontend relays TCP connections to a backend's servers, with the same
 // balancing, retries and health as HTTP, copying with splice(2) on Linux.
 type TCPFrontend struct {
-	Name string
+	Name  string
+	Stats Counters
+
+	cfg   atomic.Pointer[TCPConfig]
+	conns connSet
+}
+
+// TCPConfig is a TCP frontend's backend and tunables; it is replaced whole
+// on reload.
+type TCPConfig struct {
+	Backend *Backend
 	// TimeoutClient is the longest the client side may stay silent (zero:
 	// none). The server side uses the backend's ServerTimeout.
 	TimeoutClient time.Duration
 	// AccessLog, when set, gets one line per connection.
 	AccessLog *slog.Logger
-
-	Stats Counters
-
-	backend atomic.Pointer[Backend]
-	conns   connSet
 }
 
-// SetBackend sets the backend new connections go to.
-func (f *TCPFrontend) SetBackend(b *Backend) { f.backend.Store(b) }
+// NewTCPFrontend returns a frontend with the given configuration.
+func NewTCPFrontend(name string, cfg *TCPConfig) *TCPFrontend {
+	f := &TCPFrontend{Name: name}
+	f.Configure(cfg)
+	return f
+}
+
+// Configure replaces the configuration for new connections.
+func (f *TCPFrontend) Configure(c *TCPConfig) { f.cfg.Store(c) }
 
 // Serve accepts connections on ln until it is closed.
 func (f *TCPFrontend) Serve(ln net.Listener) error {
@@ -62,13 +74,15 @@ func (f *TCPFrontend) serve(t *tcpConn) {
 	defer c.Close()
 	start := time.Now()
 	f.Stats.Requests.Add(1)
-	b := f.backend.Load()
+	fc := f.cfg.Load()
+	b := fc.Backend
 	if b == nil {
 		return
 	}
+	bc := b.cfg.Load()
 	b.Stats.Requests.Add(1)
 	var key []byte
-	if b.HashSource {
+	if bc.HashSource {
 		if a, ok := c.RemoteAddr().(*net.TCPAddr); ok {
 			key = a.IP
 		}
@@ -79,12 +93,12 @@ func (f *TCPFrontend) serve(t *tcpConn) {
 		err       error
 		retries   int
 	)
-	for attempt := 0; attempt <= b.Retries; attempt++ {
+	for attempt := 0; attempt <= bc.Retries; attempt++ {
 		var avoid *Server
 		if attempt > 0 {
 			retries++
 			b.Stats.Retries.Add(1)
-			if b.Redispatch {
+			if bc.Redispatch {
 				avoid = prev
 			}
 		}
@@ -96,14 +110,14 @@ func (f *TCPFrontend) serve(t *tcpConn) {
 		if attempt > 0 && srv != prev {
 			b.Stats.Redispatch.Add(1)
 		} else if attempt > 0 {
-			wait := b.ConnectTimeout
+			wait := bc.ConnectTimeout
 			if wait <= 0 || wait > time.Second {
 				wait = time.Second
 			}
 			time.Sleep(wait)
 		}
 		prev = srv
-		d := net.Dialer{Timeout: b.ConnectTimeout}
+		d := net.Dialer{Timeout: bc.ConnectTimeout}
 		sc, err = d.Dial("tcp", srv.Addr)
 		if err == nil {
 			break
@@ -116,7 +130,7 @@ func (f *TCPFrontend) serve(t *tcpConn) {
 	}
 	if srv == nil || sc == nil {
 		b.Stats.RespErrors.Add(1)
-		f.log(c, b, nil, start, 0, 0, retries, err)
+		f.log(fc, c, b, nil, start, 0, 0, retries, err)
 		return
 	}
 	srv.observe(nil)
@@ -131,16 +145,16 @@ func (f *TCPFrontend) serve(t *tcpConn) {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		in = splice(sc, c, f.TimeoutClient)
+		in = splice(sc, c, fc.TimeoutClient)
 	}()
-	out = splice(c, sc, b.ServerTimeout)
+	out = splice(c, sc, bc.ServerTimeout)
 	wg.Wait()
 	sc.Close()
 	for _, cs := range []*Counters{&f.Stats, &b.Stats, &srv.Stats} {
 		cs.BytesIn.Add(uint64(in))
 		cs.BytesOut.Add(uint64(out))
 	}
-	f.log(c, b, srv, start, in, out, retries, nil)
+	f.log(fc, c, b, srv, start, in, out, retries, nil)
 }
 
 // spliceRound is how much one copy round may move before the idle deadline
@@ -177,8 +191,8 @@ func splice(dst, src net.Conn, idle time.Duration) int64 {
 	}
 }
 
-func (f *TCPFrontend) log(c net.Conn, b *Backend, srv *Server, start time.Time, in, out int64, retries int, err error) {
-	l := f.AccessLog
+func (f *TCPFrontend) log(fc *TCPConfig, c net.Conn, b *Backend, srv *Server, start time.Time, in, out int64, retries int, err error) {
+	l := fc.AccessLog
 	if l == nil {
 		return
 	}
@@ -196,3 +210,6 @@ func (f *TCPFrontend) log(c net.Conn, b *Backend, srv *Server, start time.Time, 
 	}
 	l.LogAttrs(context.Background(), slog.LevelInfo, "connection", attrs...)
 }
+
+// ActiveConns returns the number of open client connections.
+func (f *TCPFrontend) ActiveConns() int { return f.conns.count() }
