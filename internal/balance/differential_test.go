@@ -3,7 +3,9 @@ package balance
 import (
 	"fmt"
 	"math/rand/v2"
+	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -220,17 +222,64 @@ func replay(t *testing.T, sc scenario) {
 }
 
 // differentialSizes are the backend sizes of the generated scenarios:
-// every size from 1 to 5, then larger backends.
-var differentialSizes = []int{1, 2, 3, 4, 5, 1, 2, 3, 4, 5, 2, 3, 8, 16, 40}
+// every size from 1 to 5, then larger backends. FULCRUM_BALANCE_SEEDS=N
+// adds N more generated backends of 1 to 12 servers for a longer soak.
+func differentialSizes() []int {
+	sizes := []int{1, 2, 3, 4, 5, 1, 2, 3, 4, 5, 2, 3, 8, 16, 40}
+	extra, _ := strconv.Atoi(os.Getenv("FULCRUM_BALANCE_SEEDS"))
+	for k := range extra {
+		sizes = append(sizes, 1+k%12)
+	}
+	return sizes
+}
 
-// TestHAProxyRoundRobin replays generated weight sets and runtime events
-// on haproxy 2.6 (`balance roundrobin`) and on New("roundrobin"), and
-// requires the same server for every request.
+// eventCounts is how many runtime events the scenarios of size k get: a
+// run without events, one with a few and one with many.
+func eventCounts(k int) []int { return []int{0, 3 + k%4, 12 + k%5} }
+
+// handScenarios are edge cases written out: all weights 0, all servers
+// down and back, weight 0 and 256, a server drained then re-weighted.
+func handScenarios(algo string) []scenario {
+	ev := func(n int, kind string, srv, w int) step {
+		return step{n: n, ev: &event{kind: kind, srv: srv, w: w}}
+	}
+	end := step{n: 40}
+	scs := []scenario{
+		{weights: []int{0}, steps: []step{{n: 5}}},
+		{weights: []int{0, 3, 0}, steps: []step{ev(3, "weight", 1, 0), ev(3, "weight", 1, 3), end}},
+		{weights: []int{256, 256, 256}, steps: []step{{n: 2 * 768}}},
+		{weights: []int{1, 256}, steps: []step{ev(300, "disable", 1, 0), ev(5, "disable", 0, 0), ev(3, "enable", 1, 0), ev(600, "enable", 0, 0), {n: 2 * 257}}},
+		{weights: []int{3, 2, 1}, steps: []step{ev(7, "drain", 0, 0), ev(4, "weight", 0, 0), ev(4, "ready", 0, 0), ev(4, "weight", 0, 3), {n: 24}}},
+		{weights: []int{5, 0, 5}, steps: []step{ev(11, "maint", 2, 0), ev(3, "maint", 0, 0), ev(2, "ready", 2, 0), ev(1, "ready", 0, 0), {n: 40}}},
+	}
+	if algo == RoundRobin {
+		scs = append(scs,
+			scenario{weights: []int{0, 0, 0}, steps: []step{ev(3, "weight", 1, 2), end}},
+			scenario{weights: []int{1, 1}, steps: []step{ev(3, "weight", 0, 3), {n: 2 * 4 * 16}}},
+			scenario{weights: []int{2, 2}, steps: []step{ev(5, "weight", 0, 0), ev(5, "weight", 1, 256), ev(5, "weight", 0, 1), {n: 2 * 257}}},
+			scenario{weights: []int{4}, spare: 2, steps: []step{ev(3, "add", 1, 4), ev(2, "enable", 1, 0), ev(9, "add", 2, 0), ev(1, "ready", 2, 0), ev(4, "weight", 2, 8), {n: 2 * 16}}},
+		)
+	}
+	for i := range scs {
+		scs[i].algo = algo
+	}
+	return scs
+}
+
+// TestHAProxyRoundRobin replays weight sets and runtime events on haproxy
+// 2.6 (`balance roundrobin`) and on New("roundrobin"), and requires the
+// same server for every request.
 func TestHAProxyRoundRobin(t *testing.T) {
 	testenv.Short(t)
 	testenv.Program(t, "haproxy")
-	for k, n := range differentialSizes {
-		for _, nEvents := range []int{0, 6} {
+	for k, sc := range handScenarios(RoundRobin) {
+		t.Run(fmt.Sprintf("hand%d", k), func(t *testing.T) {
+			t.Parallel()
+			replay(t, sc)
+		})
+	}
+	for k, n := range differentialSizes() {
+		for _, nEvents := range eventCounts(k) {
 			seed := uint64(1000*k + nEvents)
 			sc := genScenario(seed, RoundRobin, n, nEvents)
 			t.Run(fmt.Sprintf("n%d/events%d/seed%d", n, nEvents, seed), func(t *testing.T) {
@@ -245,8 +294,14 @@ func TestHAProxyRoundRobin(t *testing.T) {
 func TestHAProxyStaticRR(t *testing.T) {
 	testenv.Short(t)
 	testenv.Program(t, "haproxy")
-	for k, n := range differentialSizes {
-		for _, nEvents := range []int{0, 6} {
+	for k, sc := range handScenarios(StaticRR) {
+		t.Run(fmt.Sprintf("hand%d", k), func(t *testing.T) {
+			t.Parallel()
+			replay(t, sc)
+		})
+	}
+	for k, n := range differentialSizes() {
+		for _, nEvents := range eventCounts(k) {
 			seed := uint64(1000*k + nEvents + 7)
 			sc := genScenario(seed, StaticRR, n, nEvents)
 			t.Run(fmt.Sprintf("n%d/events%d/seed%d", n, nEvents, seed), func(t *testing.T) {
