@@ -125,6 +125,15 @@ func helperMain(specJSON string) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
+	// SIGUSR1 and SIGUSR2 stand for "every server of backend web is down"
+	// and "up again", as the LB will report them.
+	faults := make(chan os.Signal, 1)
+	signal.Notify(faults, syscall.SIGUSR1, syscall.SIGUSR2)
+	go func() {
+		for sig := range faults {
+			g.SetFault("web", sig == syscall.SIGUSR1)
+		}
+	}()
 	emit("ready %s", g.Routers[0].t.LocalAddr())
 	err = g.Run(ctx)
 	st, _ := json.Marshal(g.Status()[0])

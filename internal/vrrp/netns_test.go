@@ -2,11 +2,11 @@ package vrrp
 
 import (
 	"fmt"
-	"net/netip"
 	"os"
 	"os/exec"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -275,7 +275,26 @@ func TestUnicastFailover(t *testing.T) {
 	waitState(t, lb2, "master", 2*time.Second)
 }
 
-// TestTrackingAllowedAddrMismatchIsNotFatal is covered by unit tests; the
-// netns tests above cover the wire.
-
-var _ = netip.Addr{}
+// TestTrackingOverTheWire: every server of the master's tracked backend goes down;
+// its priority drops below the peer's, which takes over; when the backend
+// recovers, the first takes the VIP back.
+func TestTrackingOverTheWire(t *testing.T) {
+	l := newLab(t, "lb1", "lb2")
+	track := func(c *config.VRRP) { c.Track = []config.VRRPTrack{{Backend: "web", Weight: 60}} }
+	lb1 := l.router("lb1", 150, track)
+	waitState(t, lb1, "master", 5*time.Second)
+	lb2 := l.router("lb2", 100, track)
+	waitState(t, lb2, "backup", 5*time.Second)
+	t0 := time.Now()
+	lb1.cmd.Process.Signal(syscall.SIGUSR1) // backend web down on lb1: 150 − 60 = 90
+	waitState(t, lb2, "master", 2*time.Second)
+	waitState(t, lb1, "backup", time.Second)
+	took, _ := lb2.stateSince("master", t0)
+	t.Logf("tracked backend down: peer master after %v", took.Sub(t0).Round(time.Millisecond))
+	if !l.holdsVIP("lb2") || l.holdsVIP("lb1") {
+		t.Errorf("VIP on lb1 %v, lb2 %v; want lb2 only", l.holdsVIP("lb1"), l.holdsVIP("lb2"))
+	}
+	lb1.cmd.Process.Signal(syscall.SIGUSR2)
+	waitState(t, lb1, "master", 2*time.Second)
+	waitState(t, lb2, "backup", time.Second)
+}

@@ -1,0 +1,202 @@
+package vrrp
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"fulcrum/internal/config"
+	"fulcrum/internal/testenv"
+)
+
+// keepalived is a keepalived process (Debian 2.2.7) in a lab namespace.
+type keepalived struct {
+	t       *testing.T
+	cmd     *exec.Cmd
+	dir     string
+	out     *lockedBuffer
+	done    chan struct{}
+	stopped bool
+}
+
+// startKeepalived runs keepalived in the foreground in host's namespace,
+// VRRPv3 with 100ms adverts, its pid files in a temp dir of its own.
+func (l *lab) keepalived(host string, prio int, unicastPeer string) *keepalived {
+	t := l.t
+	t.Helper()
+	bin := testenv.Program(t, "keepalived")[0]
+	dir := t.TempDir()
+	uni := ""
+	if unicastPeer != "" {
+		uni = fmt.Sprintf("    unicast_src_ip %s\n    unicast_peer {\n        %s\n    }\n", l.addr(host), unicastPeer)
+	}
+	conf := fmt.Sprintf(`global_defs {
+    vrrp_version 3
+    router_id %s
+}
+vrrp_instance VI_1 {
+    state BACKUP
+    interface eth0
+    virtual_router_id 51
+    priority %d
+    advert_int 0.1
+%s    virtual_ipaddress {
+        %s/24 dev eth0
+    }
+}
+`, host, prio, uni, testVIP)
+	path := filepath.Join(dir, "keepalived.conf")
+	if err := os.WriteFile(path, []byte(conf), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	k := &keepalived{t: t, dir: dir, out: &lockedBuffer{}, done: make(chan struct{})}
+	k.cmd = exec.Command("ip", "netns", "exec", l.ns(host), bin, "-n", "-l", "-D", "-G", "-P",
+		"-f", path, "-p", filepath.Join(dir, "keepalived.pid"), "-r", filepath.Join(dir, "vrrp.pid"))
+	k.cmd.Stdout, k.cmd.Stderr = k.out, k.out
+	if err := k.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { k.cmd.Wait(); close(k.done) }()
+	t.Cleanup(func() {
+		k.stop()
+		log := k.out.String()
+		// keepalived complains of adverts it does not like (bad checksum,
+		// TTL, addresses, interval); fulcrum's must pass silently.
+		for _, bad := range []string{"checksum", "TTL", "ttl", "not present", "mismatch", "invalid", "Invalid"} {
+			if strings.Contains(log, bad) {
+				t.Errorf("keepalived logged %q", bad)
+			}
+		}
+		if t.Failed() {
+			t.Logf("keepalived %s:\n%s", host, tail(log, 30))
+		}
+	})
+	return k
+}
+
+// stop sends SIGTERM to keepalived's parent (which resigns with priority
+// 0) and makes sure its VRRP child is gone too.
+func (k *keepalived) stop() {
+	if k.stopped {
+		return
+	}
+	k.stopped = true
+	child := k.childPid()
+	k.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-k.done:
+	case <-time.After(10 * time.Second):
+		k.cmd.Process.Kill()
+		<-k.done
+	}
+	if child > 0 && syscall.Kill(child, 0) == nil {
+		syscall.Kill(child, syscall.SIGKILL)
+	}
+}
+
+func (k *keepalived) childPid() int {
+	b, err := os.ReadFile(filepath.Join(k.dir, "vrrp.pid"))
+	if err != nil {
+		return 0
+	}
+	pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+	return pid
+}
+
+// TestKeepalivedInterop: a fulcrum router and keepalived in the same virtual
+// router take the VIP from each other in both directions, over multicast and
+// over unicast.
+func TestKeepalivedInterop(t *testing.T) {
+	for _, unicast := range []bool{false, true} {
+		for _, fulcrumFirst := range []bool{true, false} {
+			name := fmt.Sprintf("unicast=%v/", unicast)
+			if fulcrumFirst {
+				name += "fulcrum-master"
+			} else {
+				name += "keepalived-master"
+			}
+			t.Run(name, func(t *testing.T) {
+				l := newLab(t, "lb1", "ka")
+				var kaPeer string
+				var mod func(*config.VRRP)
+				if unicast {
+					kaPeer = l.addr("lb1")
+					mod = func(c *config.VRRP) { c.UnicastPeers = []string{l.addr("ka")} }
+				}
+				hold := func(host string) {
+					t.Helper()
+					other := map[string]string{"lb1": "ka", "ka": "lb1"}[host]
+					eventually(t, 3*time.Second, "VIP on "+host+" only", func() bool {
+						return l.holdsVIP(host) && !l.holdsVIP(other)
+					})
+				}
+				if fulcrumFirst {
+					// fulcrum (150) is master; keepalived (100) backs it up,
+					// takes over on SIGTERM, and gives the VIP back when
+					// fulcrum returns and preempts.
+					lb1 := l.router("lb1", 150, mod)
+					waitState(t, lb1, "master", 5*time.Second)
+					l.keepalived("ka", 100, kaPeer)
+					time.Sleep(time.Second)
+					hold("lb1")
+					t0 := time.Now()
+					lb1.kill(syscall.SIGTERM)
+					hold("ka")
+					t.Logf("fulcrum → keepalived on SIGTERM: %v", time.Since(t0).Round(time.Millisecond))
+					st, ok := lb1.final()
+					if !ok || st.AdvertsReceived > 0 || st.Dropped != 0 {
+						// keepalived stayed backup: fulcrum heard nothing
+						// from it, and nothing was malformed.
+						t.Errorf("fulcrum status: received %d dropped %d (ok %v), want 0 and 0", st.AdvertsReceived, st.Dropped, ok)
+					}
+					t0 = time.Now()
+					lb1 = l.router("lb1", 150, mod)
+					waitState(t, lb1, "master", 5*time.Second)
+					hold("lb1")
+					t.Logf("keepalived → fulcrum by preemption: %v (incl. process start)", time.Since(t0).Round(time.Millisecond))
+					if tr := lb1.transitionsSince(t0); strings.Join(tr, ",") != "backup,master" {
+						t.Errorf("fulcrum transitions %v, want backup,master", tr)
+					}
+					lb1.kill(syscall.SIGTERM)
+					if st, _ := lb1.final(); st.AdvertsReceived == 0 || st.Dropped != 0 {
+						t.Errorf("fulcrum status: received %d dropped %d, want >0 from keepalived and 0", st.AdvertsReceived, st.Dropped)
+					}
+					return
+				}
+				// keepalived (150) is master; fulcrum (100) backs it up and
+				// takes over when keepalived stops; keepalived preempts on
+				// its return.
+				ka := l.keepalived("ka", 150, kaPeer)
+				eventually(t, 5*time.Second, "keepalived master", func() bool { return l.holdsVIP("ka") })
+				lb1 := l.router("lb1", 100, mod)
+				waitState(t, lb1, "backup", 5*time.Second)
+				time.Sleep(time.Second)
+				hold("ka")
+				if s := lb1.state(); s != "backup" {
+					t.Fatalf("fulcrum = %s beside keepalived master, want backup", s)
+				}
+				t0 := time.Now()
+				ka.stop()
+				waitState(t, lb1, "master", 3*time.Second)
+				hold("lb1")
+				took, _ := lb1.stateSince("master", t0)
+				t.Logf("keepalived → fulcrum on SIGTERM: fulcrum master after %v", took.Sub(t0).Round(time.Millisecond))
+				t0 = time.Now()
+				l.keepalived("ka", 150, kaPeer)
+				hold("ka")
+				waitState(t, lb1, "backup", 3*time.Second)
+				t.Logf("fulcrum → keepalived by preemption: %v (incl. process start)", time.Since(t0).Round(time.Millisecond))
+				lb1.kill(syscall.SIGTERM)
+				if st, _ := lb1.final(); st.AdvertsReceived == 0 || st.Dropped != 0 {
+					t.Errorf("fulcrum status: received %d dropped %d, want >0 and 0", st.AdvertsReceived, st.Dropped)
+				}
+			})
+		}
+	}
+}
