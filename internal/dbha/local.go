@@ -587,7 +587,10 @@ func (l *Local) bootstrap(ctx context.Context) error {
 		}
 	}
 	l.log.Info("replicas attached", "replicas", len(nodes)-1)
-	return l.finishPrimary(ctx, prim, len(nodes) > 1)
+	if err := l.finishPrimary(ctx, prim, len(nodes) > 1); err != nil {
+		return err
+	}
+	return l.waitReplicas(ctx, prim)
 }
 
 // attach points n at prim with GTID replication and starts it. A node
@@ -672,7 +675,44 @@ func (l *Local) restart(ctx context.Context) error {
 			}
 		}
 	}
-	return l.finishPrimary(ctx, prim, others > 0)
+	if err := l.finishPrimary(ctx, prim, others > 0); err != nil {
+		return err
+	}
+	return l.waitReplicas(ctx, prim)
+}
+
+// waitReplicas waits until every replica has applied the primary's binlog,
+// so that the users exist everywhere when StartLocal returns.
+func (l *Local) waitReplicas(ctx context.Context, prim LocalNode) error {
+	db, err := l.rootDB(prim)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	var pos string
+	if err := db.QueryRowContext(ctx, "SELECT @@gtid_binlog_pos").Scan(&pos); err != nil {
+		return fmt.Errorf("dbha: %s: %w", prim.Name, err)
+	}
+	for _, n := range l.Nodes() {
+		if n.Name == prim.Name {
+			continue
+		}
+		rdb, err := l.rootDB(n)
+		if err != nil {
+			return err
+		}
+		var res sql.NullInt64
+		err = rdb.QueryRowContext(ctx, "SELECT MASTER_GTID_WAIT(?, 20)", pos).Scan(&res)
+		if err == nil && res.Int64 != 0 {
+			rs, _ := readReplica(ctx, rdb)
+			err = fmt.Errorf("not caught up with %s (%s) within 20s; replication: %+v", prim.Name, pos, rs)
+		}
+		rdb.Close()
+		if err != nil {
+			return fmt.Errorf("dbha: %s: %w", n.Name, err)
+		}
+	}
+	return nil
 }
 
 func waitSemiSyncClients(ctx context.Context, db *sql.DB, limit time.Duration) bool {

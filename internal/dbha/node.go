@@ -78,9 +78,10 @@ func (r *ReplicaStatus) Healthy() bool {
 func probe(ctx context.Context, db *sql.DB, st *NodeStatus) {
 	st.CheckedAt = time.Now()
 	var ro, semi int
+	var binlogState string
 	err := db.QueryRowContext(ctx, "SELECT @@server_id, @@read_only, @@gtid_binlog_pos, @@gtid_slave_pos, "+
-		"@@gtid_current_pos, @@rpl_semi_sync_master_enabled").
-		Scan(&st.ServerID, &ro, &st.GTIDBinlogPos, &st.GTIDSlavePos, &st.GTIDCurrentPos, &semi)
+		"@@gtid_current_pos, @@rpl_semi_sync_master_enabled, @@gtid_binlog_state").
+		Scan(&st.ServerID, &ro, &st.GTIDBinlogPos, &st.GTIDSlavePos, &st.GTIDCurrentPos, &semi, &binlogState)
 	if err != nil {
 		st.Error = err.Error()
 		return
@@ -118,12 +119,8 @@ func probe(ctx context.Context, db *sql.DB, st *NodeStatus) {
 		}
 	}
 	if rs != nil {
-		bin, err1 := ParsePosition(st.GTIDBinlogPos)
-		slave, err2 := ParsePosition(st.GTIDSlavePos)
-		if err1 == nil && err2 == nil {
-			for _, g := range bin.Extra(slave) {
-				st.Errant = append(st.Errant, g.String())
-			}
+		if slave, err := ParsePosition(st.GTIDSlavePos); err == nil {
+			st.Errant = errantGTIDs(binlogState, slave, st.ServerID)
 		}
 	}
 }
@@ -178,4 +175,27 @@ func readReplica(ctx context.Context, q interface {
 		return nil, nil // RESET SLAVE ALL leaves no row; some versions leave an empty one
 	}
 	return rs, nil
+}
+
+// errantGTIDs returns the transactions a replica wrote itself: GTIDs of
+// @@gtid_binlog_state (the last GTID of every domain and server) that
+// carry the replica's own server_id and lie beyond its replication
+// position. Replicated transactions carry their origin's server_id, so a
+// replica that is still applying (its binlog ahead of gtid_slave_pos for a
+// moment) is not mistaken for an errant one.
+func errantGTIDs(binlogState string, slave Position, self uint32) []string {
+	var out []string
+	for _, f := range strings.Split(binlogState, ",") {
+		if strings.TrimSpace(f) == "" {
+			continue
+		}
+		g, err := ParseGTID(f)
+		if err != nil || g.Server != self {
+			continue
+		}
+		if g.Seq > slave[g.Domain].Seq {
+			out = append(out, g.String())
+		}
+	}
+	return out
 }
