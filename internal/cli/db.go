@@ -283,4 +283,3 @@ func adminCall(ctx context.Context, method, admin, path string) ([]byte, error) 
 	}
 	return body, nil
 }
-
