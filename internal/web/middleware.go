@@ -64,14 +64,18 @@ func (s *Server) wrap(next http.Handler) http.Handler {
 				s.stats.byClass[c].Add(1)
 			}
 			if accessLog {
-				s.log.LogAttrs(r.Context(), slog.LevelInfo, "access",
+				attrs := []slog.Attr{
 					slog.String("method", r.Method),
 					slog.String("path", r.URL.Path),
 					slog.Int("status", rec.status),
 					slog.Int64("bytes", rec.bytes),
 					slog.Duration("duration", time.Since(start)),
 					slog.String("remote", r.RemoteAddr),
-					slog.String("db_node", rec.Header().Get("X-DB-Node")))
+				}
+				if node := rec.Header().Get("X-DB-Node"); node != "" {
+					attrs = append(attrs, slog.String("db_node", node))
+				}
+				s.log.LogAttrs(r.Context(), slog.LevelInfo, "access", attrs...)
 			}
 			if p == http.ErrAbortHandler {
 				panic(p)
