@@ -750,17 +750,29 @@ func quote(s string) string {
 
 func quoteIdent(s string) string { return "`" + strings.ReplaceAll(s, "`", "``") + "`" }
 
-// redact hides passwords in a statement quoted in an error.
+// redact hides the password literals of a statement quoted in an error.
 func redact(s string) string {
 	for _, k := range []string{"IDENTIFIED BY ", "MASTER_PASSWORD="} {
-		if i := strings.Index(s, k); i >= 0 {
-			rest := s[i+len(k):]
-			end := strings.IndexAny(rest, ", ")
-			if end < 0 {
-				end = len(rest)
-			}
-			s = s[:i+len(k)] + "'…'" + rest[end:]
+		i := strings.Index(s, k)
+		if i < 0 {
+			continue
 		}
+		rest := s[i+len(k):]
+		if !strings.HasPrefix(rest, "'") {
+			continue
+		}
+		end := len(rest)
+		for j := 1; j < len(rest); j++ {
+			if rest[j] == '\\' {
+				j++
+				continue
+			}
+			if rest[j] == '\'' {
+				end = j + 1
+				break
+			}
+		}
+		s = s[:i+len(k)] + "'…'" + rest[end:]
 	}
 	return s
 }
