@@ -244,3 +244,74 @@ func TestRandom(t *testing.T) {
 		t.Errorf("same seed, different sequences: %v vs %v", p1, p2)
 	}
 }
+
+// TestStaticRRAvoid compares Pick's O(1) avoid jump with HAProxy's walk
+// over the map (map_get_server_rr), written out plainly here.
+func TestStaticRRAvoid(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	for range 200 {
+		n := 1 + r.IntN(5)
+		w := make([]int, n)
+		for i := range w {
+			w[i] = r.IntN(9)
+		}
+		b := newStaticRR(servers(w...))
+		slots, rr := slices.Clone(b.slots), 0
+		walk := func(avoid int) int {
+			tot := len(slots)
+			if tot == 0 {
+				return -1
+			}
+			if rr >= tot {
+				rr = 0
+			}
+			idx, avoided, avoidedIdx := rr, -1, 0
+			for {
+				srv := int(slots[idx])
+				idx++
+				avoided, avoidedIdx = srv, idx
+				if srv != avoid {
+					rr = idx
+					return srv
+				}
+				if idx == tot {
+					idx = 0
+				}
+				if idx == rr {
+					break
+				}
+			}
+			rr = avoidedIdx
+			return avoided
+		}
+		for k := range 100 {
+			avoid := r.IntN(n+1) - 1
+			if got, want := b.Pick(nil, avoid), walk(avoid); got != want {
+				t.Fatalf("weights %v, pick %d: Pick(avoid=%d) = %d, want %d (map walk)", w, k, avoid, got, want)
+			}
+		}
+	}
+}
+
+func TestNextOther(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 6))
+	for range 500 {
+		owners := make([]int32, r.IntN(12))
+		for i := range owners {
+			owners[i] = int32(r.IntN(3))
+		}
+		got := nextOther(nil, owners)
+		for o := range owners {
+			want := int32(-1)
+			for k := 1; k < len(owners); k++ {
+				if j := (o + k) % len(owners); owners[j] != owners[o] {
+					want = int32(j)
+					break
+				}
+			}
+			if got[o] != want {
+				t.Fatalf("nextOther(%v)[%d] = %d, want %d", owners, o, got[o], want)
+			}
+		}
+	}
+}

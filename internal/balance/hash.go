@@ -21,6 +21,8 @@ type hashRing struct {
 	weight []int
 	usable []bool
 	ring   []ringPoint // sorted by hash, then server
+	other  []int32     // other[p]: the next point owned by another server (see nextOther)
+	owners []int32     // scratch for rebuild
 }
 
 type ringPoint struct {
@@ -68,6 +70,11 @@ func (b *hashRing) rebuild() {
 		return int(a.srv - b.srv)
 	})
 	b.ring = ring
+	b.owners = b.owners[:0]
+	for _, rp := range ring {
+		b.owners = append(b.owners, rp.srv)
+	}
+	b.other = nextOther(b.other, b.owners)
 }
 
 // HashKey is the 64-bit hash fulcrum places keys with: FNV-1a followed by
@@ -91,8 +98,8 @@ func mix64(x uint64) uint64 {
 	return x ^ (x >> 31)
 }
 
-// Pick returns the owner of the first point at or after key's hash,
-// walking on to the next owner when that is avoid.
+// Pick returns the owner of the first point at or after key's hash, or
+// when that is avoid, the owner of the next point that is not avoid's.
 func (b *hashRing) Pick(key []byte, avoid int) int {
 	h := HashKey(key)
 	b.mu.Lock()
@@ -115,10 +122,8 @@ func (b *hashRing) Pick(key []byte, avoid int) int {
 	}
 	s := b.ring[p].srv
 	if int(s) == avoid {
-		for k := 1; k < n; k++ {
-			if o := b.ring[(p+k)%n].srv; int(o) != avoid {
-				return int(o)
-			}
+		if o := b.other[p]; o >= 0 {
+			s = b.ring[o].srv
 		}
 	}
 	return int(s)

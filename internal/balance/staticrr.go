@@ -1,6 +1,9 @@
 package balance
 
-import "sync"
+import (
+	"slices"
+	"sync"
+)
 
 // staticRR is HAProxy's map-based static round robin (src/lb_map.c): a
 // table with one slot per unit of effective weight, filled once per change
@@ -18,7 +21,11 @@ type staticRR struct {
 	// exact and leaves wmult unchanged in HAProxy's cases.
 	wmult int
 	slots []int32 // lbprm.map.srv
-	rrIdx int     // lbprm.map.rr_idx
+	// other[o] is the first slot from o on (cyclically) that holds another
+	// server than slots[o], or -1 when one server holds every slot. It
+	// makes avoid O(1) where HAProxy walks the map.
+	other []int32
+	rrIdx int // lbprm.map.rr_idx
 }
 
 var _ Balancer = (*staticRR)(nil)
@@ -84,10 +91,45 @@ func (b *staticRR) recalcMap() {
 		b.slots = append(b.slots, best)
 		b.wscore[best] -= tot
 	}
+	b.other = nextOther(b.other, b.slots)
+}
+
+// nextOther fills other (reusing its storage) so that other[o] is the
+// first index after o, wrapping around, whose owner differs from
+// owners[o]; -1 everywhere when a single owner holds them all.
+func nextOther(other, owners []int32) []int32 {
+	n := len(owners)
+	other = slices.Grow(other[:0], n)[:n]
+	z := -1 // an index whose owner differs from the one before
+	for o := 1; o < n; o++ {
+		if owners[o] != owners[o-1] {
+			z = o
+			break
+		}
+	}
+	if z < 0 {
+		for o := range other {
+			other[o] = -1
+		}
+		return other
+	}
+	// Backwards from z-1, each answer is the next index or the next
+	// index's answer.
+	for k := 1; k <= n; k++ {
+		o := (z - k + n) % n
+		next := (o + 1) % n
+		if owners[next] != owners[o] {
+			other[o] = int32(next)
+		} else {
+			other[o] = other[next]
+		}
+	}
+	return other
 }
 
 // Pick is map_get_server_rr: the next slot, skipping slots of avoid
-// unless it is the only server in the table.
+// unless it is the only server in the table. Where HAProxy walks the
+// slots of avoid one by one, Pick jumps to the same slot in O(1).
 func (b *staticRR) Pick(_ []byte, avoid int) int {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -99,24 +141,18 @@ func (b *staticRR) Pick(_ []byte, avoid int) int {
 		b.rrIdx = 0
 	}
 	idx := b.rrIdx
-	avoided, avoidedIdx := int32(-1), 0
-	for {
-		srv := b.slots[idx]
-		idx++
-		avoided, avoidedIdx = srv, idx
-		if int(srv) != avoid {
-			b.rrIdx = idx
-			return int(srv)
+	srv := b.slots[idx]
+	if int(srv) == avoid {
+		o := b.other[idx]
+		if o < 0 {
+			// Only avoid is in the map: HAProxy returns it and, having
+			// walked the whole map, leaves rr_idx where it was.
+			return avoid
 		}
-		if idx == tot {
-			idx = 0
-		}
-		if idx == b.rrIdx {
-			break
-		}
+		idx, srv = int(o), b.slots[o]
 	}
-	b.rrIdx = avoidedIdx
-	return int(avoided)
+	b.rrIdx = idx + 1
+	return int(srv)
 }
 
 // Release does nothing: static round robin ignores in-flight work.
