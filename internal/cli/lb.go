@@ -2,15 +2,30 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"net"
+	"os"
+	"os/exec"
+	"os/signal"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
 
 	"fulcrum/internal/config"
 	"fulcrum/internal/lb"
 )
 
+// readyFDEnv names the descriptor on which an upgraded process reports that
+// it serves, so its predecessor can drain and exit.
+const readyFDEnv = "FULCRUM_READY_FD"
+
 func runLB(ctx context.Context, e env, args []string) int {
-	fs := newFlags(e, "lb", "lb -c FILE [--check]")
+	fs := newFlags(e, "lb", "lb -c FILE [--check]\n\nSignals: SIGHUP reloads FILE; SIGUSR2 starts the binary anew, hands it the\nlistening sockets and drains this process; SIGTERM/SIGINT drain and stop.")
 	file := fs.String("c", "", "configuration `file` (YAML)")
 	check := fs.Bool("check", false, "only validate the configuration: exit 0 when valid, 2 otherwise")
 	if ok, st := parseFlags(fs, args); !ok {
@@ -31,7 +46,12 @@ func runLB(ctx context.Context, e env, args []string) int {
 		return exitOK
 	}
 	log := slog.New(slog.NewTextHandler(e.stderr, nil))
-	l, err := lb.New(cfg, log, nil)
+	listen, err := lb.Inherited(net.Listen)
+	if err != nil {
+		log.Error("cannot take over listeners", "error", err)
+		return exitFailure
+	}
+	l, err := lb.New(cfg, log, listen)
 	if err != nil {
 		fmt.Fprintln(e.stderr, "fulcrum lb:", err)
 		return exitUsage
@@ -40,7 +60,42 @@ func runLB(ctx context.Context, e env, args []string) int {
 		log.Error("cannot start", "error", err)
 		return exitFailure
 	}
-	<-ctx.Done()
+	reportReady(log)
+
+	reload := func() error {
+		next, err := config.LoadLB(*file)
+		if err != nil {
+			log.Error("reload rejected: the running configuration stays", "error", err)
+			return err
+		}
+		if err := l.Reload(next); err != nil {
+			log.Error("reload failed: the running configuration stays", "error", err)
+			return err
+		}
+		cfg = next
+		return nil
+	}
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGUSR2)
+	defer signal.Stop(sigs)
+loop:
+	for {
+		select {
+		case <-ctx.Done():
+			break loop
+		case sig := <-sigs:
+			if sig == syscall.SIGHUP {
+				reload()
+				continue
+			}
+			if err := upgrade(l, args, log); err != nil {
+				log.Error("upgrade failed: this process keeps serving", "error", err)
+				continue
+			}
+			log.Info("upgrade: the new process serves; draining this one")
+			break loop
+		}
+	}
 	log.Info("stopping: finishing in-flight requests", "grace", cfg.Grace.D())
 	sctx, cancel := context.WithTimeout(context.Background(), cfg.Grace.D())
 	defer cancel()
@@ -49,4 +104,88 @@ func runLB(ctx context.Context, e env, args []string) int {
 	}
 	log.Info("stopped")
 	return exitOK
+}
+
+// upgrade starts this program's binary anew with the same arguments, hands
+// it every listening socket and waits until it reports that it serves.
+func upgrade(l *lb.LB, args []string, log *slog.Logger) error {
+	exe, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	files, err := l.ListenerFiles()
+	if err != nil {
+		return err
+	}
+	defer func() {
+		for _, f := range files {
+			f.Close()
+		}
+	}()
+	r, w, err := os.Pipe()
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	addrs := make([]string, 0, len(files))
+	for a := range files {
+		addrs = append(addrs, a)
+	}
+	sort.Strings(addrs)
+	extra := []*os.File{w}
+	var inherit []string
+	for _, a := range addrs {
+		inherit = append(inherit, a+"="+strconv.Itoa(3+len(extra)))
+		extra = append(extra, files[a])
+	}
+	cmd := exec.Command(exe, append([]string{"lb"}, args...)...)
+	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
+	cmd.ExtraFiles = extra
+	cmd.Env = append(os.Environ(), readyFDEnv+"=3", lb.InheritEnv+"="+strings.Join(inherit, ";"))
+	if err := cmd.Start(); err != nil {
+		w.Close()
+		return err
+	}
+	w.Close()
+	log.Info("upgrade: started the new process", "pid", cmd.Process.Pid)
+	ready := make(chan error, 1)
+	go func() {
+		b, err := io.ReadAll(r)
+		if err == nil && string(b) != "ready" {
+			err = errors.New("the new process exited before serving")
+		}
+		ready <- err
+	}()
+	select {
+	case err := <-ready:
+		if err != nil {
+			cmd.Process.Kill()
+			cmd.Wait()
+			return err
+		}
+		go cmd.Wait() // reap it should it exit before this process does
+		return nil
+	case <-time.After(15 * time.Second):
+		cmd.Process.Kill()
+		cmd.Wait()
+		return errors.New("the new process did not report ready within 15s")
+	}
+}
+
+// reportReady tells a predecessor process (see upgrade) that this one serves.
+func reportReady(log *slog.Logger) {
+	v := os.Getenv(readyFDEnv)
+	if v == "" {
+		return
+	}
+	os.Unsetenv(readyFDEnv)
+	fd, err := strconv.Atoi(v)
+	if err != nil {
+		return
+	}
+	f := os.NewFile(uintptr(fd), "ready")
+	if _, err := f.WriteString("ready"); err != nil {
+		log.Warn("cannot report ready to the previous process", "error", err)
+	}
+	f.Close()
 }
