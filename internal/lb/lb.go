@@ -34,6 +34,8 @@ type LB struct {
 	cfg       *config.LB
 	frontends []*Frontend
 	backends  []*Backend
+	deferred  map[string]bool // addresses bound only by Hold
+	onHealth  func(backend string, usable int)
 	ctx       context.Context // the monitors' parent, set by Start
 	cancel    context.CancelFunc
 	wg        sync.WaitGroup // monitors
@@ -249,6 +251,7 @@ func (l *LB) newMonitor(bc config.Backend, addr string, s *Server) *health.Monit
 		s.lastChange = time.Now()
 		s.mu.Unlock()
 		s.apply()
+		go l.healthChanged(s.b)
 	})
 }
 
@@ -344,7 +347,7 @@ func (l *LB) bindAll(fes []*Frontend, cfgs map[*Frontend]config.Frontend) ([]bou
 			fc = c
 		}
 		for _, addr := range fc.Bind {
-			if _, ok := f.listeners[addr]; ok {
+			if _, ok := f.listeners[addr]; ok || l.deferred[addr] {
 				continue
 			}
 			ln, err := l.listen("tcp", addr)
