@@ -102,6 +102,22 @@ func (f *fakeClock) waitTimer(t *testing.T, want time.Duration) {
 	}
 }
 
+// waitAnyTimer waits until exactly one timer is pending and returns the
+// time left on it.
+func (f *fakeClock) waitAnyTimer(t *testing.T) time.Duration {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		if p := f.pending(); len(p) == 1 {
+			return p[0]
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("pending timers = %v, want one", f.pending())
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
 // fire advances the clock to the single pending timer.
 func (f *fakeClock) fire(t *testing.T) {
 	t.Helper()

@@ -2,6 +2,7 @@ package health
 
 import (
 	"bufio"
+	"context"
 	"encoding/csv"
 	"errors"
 	"fmt"
@@ -22,7 +23,9 @@ import (
 // TestStateMachineMatchesHAProxy replays one sequence of check results on
 // haproxy (its checks hit a server answering 200 or 500 as scripted) and on
 // a Monitor, and compares the state after every check ("UP", "UP 2/3",
-// "DOWN 1/2", ...) and the chkfail and chkdown counters.
+// "DOWN 1/2", ...), the interval before the next check (inter, fastinter or
+// downinter, told apart by haproxy's timing) and the chkfail and chkdown
+// counters.
 func TestStateMachineMatchesHAProxy(t *testing.T) {
 	testenv.Short(t)
 	bin := testenv.Program(t, "haproxy")[0]
@@ -30,6 +33,8 @@ func TestStateMachineMatchesHAProxy(t *testing.T) {
 	const (
 		rise, fall = 2, 3
 		warmup     = 2 // passes that take haproxy from its initial health (rise) to fully UP
+		// Far enough apart to tell which one haproxy waited.
+		inter, fastinter, downinter = 300 * time.Millisecond, 100 * time.Millisecond, 600 * time.Millisecond
 	)
 	// true: the check passes.
 	script := []bool{
@@ -45,13 +50,17 @@ func TestStateMachineMatchesHAProxy(t *testing.T) {
 	var (
 		mu       sync.Mutex
 		requests int
-		statuses []string // statuses[i]: haproxy's state after script[i]
+		statuses []string    // statuses[i]: haproxy's state after script[i]
+		arrivals []time.Time // of the checks of script
 	)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		mu.Lock()
 		defer mu.Unlock()
 		n := requests - warmup // index in script of this check
 		requests++
+		if n >= 0 && n < len(script) {
+			arrivals = append(arrivals, time.Now())
+		}
 		if n > 0 && n <= len(script) {
 			st, err := haproxyStat(sock)
 			if err != nil {
@@ -74,33 +83,14 @@ defaults
 	timeout server 5s
 backend b
 	option httpchk GET /
-	server s1 %s check inter 100ms rise %d fall %d
-`, sock, srv.Listener.Addr(), rise, fall)
-	cfgPath := filepath.Join(dir, "haproxy.cfg")
-	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(bin, "-db", "-f", cfgPath)
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan struct{})
-	go func() {
-		cmd.Wait()
-		close(exited)
-	}()
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		<-exited
-	})
-
+	server s1 %s check inter %d fastinter %d downinter %d rise %d fall %d
+`, sock, srv.Listener.Addr(), inter.Milliseconds(), fastinter.Milliseconds(), downinter.Milliseconds(), rise, fall)
+	exited := startHAProxy(t, bin, dir, cfg)
 	var counters map[string]string
-	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
 		select {
 		case <-exited:
-			t.Fatalf("haproxy exited: %v\n%s", cmd.ProcessState, stderr.String())
+			t.Fatalf("haproxy exited early")
 		default:
 		}
 		mu.Lock()
@@ -114,7 +104,7 @@ backend b
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("haproxy ran %d of %d checks in 20s", len(statuses), len(script))
+			t.Fatalf("haproxy ran %d of %d checks in 30s", len(statuses), len(script))
 		}
 	}
 
@@ -122,16 +112,17 @@ backend b
 	// nothing there.
 	clk := newFakeClock()
 	chk := newScripted()
-	m := NewMonitor(Config{Interval: time.Second, Rise: rise, Fall: fall}, chk, clk, nil)
+	m := NewMonitor(Config{Interval: inter, FastInterval: fastinter, DownInterval: downinter, Rise: rise, Fall: fall}, chk, clk, nil)
 	chk.results <- nil
 	run(t, m)
-	clk.waitTimer(t, time.Second)
+	clk.waitTimer(t, inter)
 	for range warmup - 1 {
 		chk.results <- nil
 		clk.fire(t)
-		clk.waitTimer(t, time.Second)
+		clk.waitTimer(t, inter)
 	}
 	var got []string
+	var gotNext []time.Duration
 	for _, pass := range script {
 		var err error
 		if !pass {
@@ -139,11 +130,15 @@ backend b
 		}
 		chk.results <- err
 		clk.fire(t)
-		clk.waitTimer(t, time.Second)
+		gotNext = append(gotNext, clk.waitAnyTimer(t))
 		got = append(got, m.Status())
 	}
 	mu.Lock()
 	want := statuses
+	var wantNext []time.Duration
+	for i := 1; i < len(arrivals); i++ {
+		wantNext = append(wantNext, nearest(arrivals[i].Sub(arrivals[i-1]), inter, fastinter, downinter))
+	}
 	mu.Unlock()
 	for i := range script {
 		if got[i] != want[i] {
@@ -152,12 +147,60 @@ backend b
 			break
 		}
 	}
+	for i := range wantNext {
+		if gotNext[i] != wantNext[i] {
+			t.Errorf("after check %d (pass %v): next check in %v, want %v (haproxy)\nfulcrum: %v\nhaproxy: %v",
+				i, script[i], gotNext[i], wantNext[i], gotNext, wantNext)
+			break
+		}
+	}
+	t.Logf("haproxy intervals: %v", wantNext)
 	t.Logf("haproxy states: %q, chkfail %s, chkdown %s", want, counters["chkfail"], counters["chkdown"])
 	_, failures, downs := m.Counters()
 	if f, d := fmt.Sprint(failures), fmt.Sprint(downs); f != counters["chkfail"] || d != counters["chkdown"] {
 		t.Errorf("Counters() failures %s, down transitions %s, want chkfail %s, chkdown %s (haproxy)",
 			f, d, counters["chkfail"], counters["chkdown"])
 	}
+}
+
+// startHAProxy runs haproxy on cfg until the test ends; the channel is
+// closed if it exits.
+func startHAProxy(t *testing.T, bin, dir, cfg string) <-chan struct{} {
+	t.Helper()
+	path := filepath.Join(dir, "haproxy.cfg")
+	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "-db", "-f", path)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan struct{})
+	go func() {
+		cmd.Wait()
+		close(exited)
+	}()
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		<-exited
+		if t.Failed() {
+			t.Logf("haproxy stderr:\n%s", stderr.String())
+		}
+	})
+	return exited
+}
+
+// nearest returns the candidate closest to d.
+func nearest(d time.Duration, candidates ...time.Duration) time.Duration {
+	best := candidates[0]
+	for _, c := range candidates[1:] {
+		if (d - c).Abs() < (d - best).Abs() {
+			best = c
+		}
+	}
+	return best
 }
 
 // haproxyStat returns the show stat columns of server b/s1.
@@ -194,4 +237,172 @@ func haproxyStat(sock string) (map[string]string, error) {
 		}
 	}
 	return nil, errors.New("no b/s1 line in show stat")
+}
+
+// TestObserveMatchesHAProxy sends live traffic through haproxy to a server
+// answering 500 or 200 as scripted (observe layer7, error-limit 3, on-error
+// fail-check), gives a Monitor the same results through Observe, and
+// compares the state after each response, the counters, and that the next
+// check comes at fastinter instead of inter.
+func TestObserveMatchesHAProxy(t *testing.T) {
+	testenv.Short(t)
+	bin := testenv.Program(t, "haproxy")[0]
+
+	const (
+		rise, fall, limit = 2, 3, 3
+		inter, fastinter  = 30 * time.Second, 300 * time.Millisecond
+	)
+	// true: the response is a 200, false a 500. Checks pass meanwhile.
+	script := []bool{
+		false, false, true, // a success resets the count
+		false, false, false, // the third error in a row: one failed check
+		false, false, false, // and again: UP 1/3
+		false, false, false, // and again: DOWN
+	}
+
+	dir := t.TempDir()
+	sock := filepath.Join(dir, "admin.sock")
+	fe := filepath.Join(dir, "fe.sock")
+	var (
+		mu     sync.Mutex
+		checks []time.Time
+		status = http.StatusOK
+	)
+	// Checks after the first are held until the comparison is done, so a
+	// slow test run cannot see a check restore the health in between.
+	hold := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		if r.URL.Path != "/health" {
+			defer mu.Unlock()
+			w.WriteHeader(status)
+			return
+		}
+		checks = append(checks, time.Now())
+		first := len(checks) == 1
+		mu.Unlock()
+		if !first {
+			<-hold
+		}
+	}))
+	t.Cleanup(srv.Close)
+	var releaseOnce sync.Once
+	release := func() { releaseOnce.Do(func() { close(hold) }) }
+	t.Cleanup(release) // before srv.Close, which waits for handlers
+
+	exited := startHAProxy(t, bin, dir, fmt.Sprintf(`global
+	stats socket %s level admin
+defaults
+	mode http
+	timeout connect 1s
+	timeout client 5s
+	timeout server 5s
+frontend f
+	bind unix@%s
+	default_backend b
+backend b
+	option httpchk GET /health
+	server s1 %s check inter %d fastinter %d rise %d fall %d observe layer7 error-limit %d on-error fail-check
+`, sock, fe, srv.Listener.Addr(), inter.Milliseconds(), fastinter.Milliseconds(), rise, fall, limit))
+
+	// Traffic starts after haproxy's first check.
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		select {
+		case <-exited:
+			t.Fatalf("haproxy exited early")
+		default:
+		}
+		mu.Lock()
+		n := len(checks)
+		mu.Unlock()
+		if n > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no check from haproxy in 20s")
+		}
+	}
+	client := &http.Client{Transport: &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "unix", fe)
+		},
+		DisableKeepAlives: true,
+	}}
+
+	clk := newFakeClock()
+	chk := newScripted()
+	m := NewMonitor(Config{Interval: inter, FastInterval: fastinter, Rise: rise, Fall: fall, ErrorLimit: limit}, chk, clk, nil)
+	chk.results <- nil
+	run(t, m)
+	clk.waitTimer(t, inter)
+
+	var got, want []string
+	var trigger time.Time // when the first error-limit was reached
+	for i, ok := range script {
+		mu.Lock()
+		status = http.StatusOK
+		if !ok {
+			status = http.StatusInternalServerError
+		}
+		mu.Unlock()
+		resp, err := client.Get("http://fulcrum.test/t")
+		if err != nil {
+			t.Fatalf("request %d through haproxy: %v", i, err)
+		}
+		resp.Body.Close()
+		if i == 5 {
+			trigger = time.Now()
+		}
+		st, err := haproxyStat(sock)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, st["status"])
+
+		var oerr error
+		if !ok {
+			oerr = fmt.Errorf("status %d", resp.StatusCode)
+		}
+		m.Observe(oerr)
+		got = append(got, m.Status())
+	}
+	st, err := haproxyStat(sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("haproxy states: %q, chkfail %s, chkdown %s", want, st["chkfail"], st["chkdown"])
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("Status() after each response = %q, want %q (haproxy)", got, want)
+	}
+	_, failures, downs := m.Counters()
+	if f, d := fmt.Sprint(failures), fmt.Sprint(downs); f != st["chkfail"] || d != st["chkdown"] {
+		t.Errorf("Counters() failures %s, down transitions %s, want chkfail %s, chkdown %s (haproxy)",
+			f, d, st["chkfail"], st["chkdown"])
+	}
+
+	// haproxy's next check comes within fastinter of the first error-limit
+	// reached, not after inter; so does the Monitor's.
+	var next time.Time
+	for deadline := time.Now().Add(10 * time.Second); next.IsZero() && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		mu.Lock()
+		if c := checks[len(checks)-1]; c.After(trigger) {
+			next = c
+		}
+		mu.Unlock()
+	}
+	if next.IsZero() {
+		t.Fatalf("haproxy: no check within 10s of reaching the error limit, want one within fastinter %v", fastinter)
+	}
+	if d := next.Sub(trigger); d > fastinter+200*time.Millisecond {
+		t.Errorf("haproxy checked %v after reaching the error limit, want within fastinter %v", d, fastinter)
+	}
+	p := clk.pending()
+	for deadline := time.Now().Add(5 * time.Second); (len(p) != 1 || p[0] > fastinter) && time.Now().Before(deadline); p = clk.pending() {
+		time.Sleep(time.Millisecond)
+	}
+	if len(p) != 1 || p[0] > fastinter {
+		t.Errorf("Monitor: pending timers = %v, want one within fastinter %v", p, fastinter)
+	}
+	release()
 }

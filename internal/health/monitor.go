@@ -98,8 +98,8 @@ type Monitor struct {
 	clk      Clock
 	onChange func(up bool, reason string)
 
-	up     atomic.Bool  // health >= Rise; read on the hot path
-	errors atomic.Int64 // consecutive passive errors
+	up          atomic.Bool  // health >= Rise; read on the hot path
+	passiveErrs atomic.Int64 // consecutive passive errors
 
 	checks, failures, downs atomic.Uint64
 
@@ -265,7 +265,7 @@ func (m *Monitor) check(ctx context.Context) {
 	}
 	m.last = Result{OK: err == nil, Err: err, Duration: dur, At: start}
 	if err == nil {
-		m.errors.Store(0) // HAProxy clears consecutive_errors on a passed check
+		m.passiveErrs.Store(0) // HAProxy clears consecutive_errors on a passed check
 		m.passLocked()
 	} else {
 		m.failLocked(err.Error())
@@ -375,14 +375,14 @@ func (m *Monitor) Up() bool { return m.up.Load() }
 // disabled.
 func (m *Monitor) Observe(err error) {
 	if err == nil {
-		if m.errors.Load() != 0 {
-			m.errors.Store(0)
+		if m.passiveErrs.Load() != 0 {
+			m.passiveErrs.Store(0)
 		}
 		return
 	}
 	// Every ErrorLimit-th error acts, so concurrent callers neither lose
 	// nor double a failure (HAProxy resets the count to 0 instead).
-	n := m.errors.Add(1)
+	n := m.passiveErrs.Add(1)
 	if n%int64(m.cfg.ErrorLimit) != 0 {
 		return
 	}
@@ -423,7 +423,7 @@ func (m *Monitor) SetEnabled(on bool) {
 	changed := m.enabled != on
 	m.enabled = on
 	m.mu.Unlock()
-	m.errors.Store(0)
+	m.passiveErrs.Store(0)
 	if changed {
 		m.poke()
 	}
@@ -442,7 +442,7 @@ func (m *Monitor) Force(up bool) {
 		m.health = 0
 	}
 	m.fails, m.passes = 0, 0
-	m.errors.Store(0)
+	m.passiveErrs.Store(0)
 	if wasUp != up {
 		reason := "forced down by operator"
 		if up {
