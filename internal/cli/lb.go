@@ -18,6 +18,7 @@ import (
 
 	"fulcrum/internal/config"
 	"fulcrum/internal/lb"
+	"fulcrum/internal/vrrp"
 )
 
 // readyFDEnv names the descriptor on which an upgraded process reports that
@@ -46,7 +47,13 @@ func runLB(ctx context.Context, e env, args []string) int {
 		return exitOK
 	}
 	log := slog.New(slog.NewTextHandler(e.stderr, nil))
-	listen, err := lb.Inherited(net.Listen)
+	bind := lb.Listen(net.Listen)
+	if cfg.VRRP != nil && cfg.VRRP.Mode == "ip" {
+		// Frontends bind the virtual addresses on a backup too, so a
+		// takeover needs no rebind.
+		bind = vrrp.ListenFreebind
+	}
+	listen, err := lb.Inherited(bind)
 	if err != nil {
 		log.Error("cannot take over listeners", "error", err)
 		return exitFailure
@@ -56,9 +63,39 @@ func runLB(ctx context.Context, e env, args []string) int {
 		fmt.Fprintln(e.stderr, "fulcrum lb:", err)
 		return exitUsage
 	}
+	var group *vrrp.Group
+	if cfg.VRRP != nil {
+		opt := vrrp.Options{Log: log.With("vrrp", cfg.VRRP.VirtualRouterID)}
+		if cfg.VRRP.Mode == "local" {
+			vip := cfg.VRRP.Local.Address
+			l.Defer(vip)
+			opt.Up = func() error { return l.Hold(vip) }
+			opt.Down = func() error { l.Release(vip); return nil }
+		}
+		if group, err = vrrp.FromConfig(cfg.VRRP, opt); err != nil {
+			log.Error("vrrp", "error", err)
+			return exitFailure
+		}
+		l.OnBackendHealth(func(backend string, usable int) { group.SetFault(backend, usable == 0) })
+	}
 	if err := l.Start(ctx); err != nil {
 		log.Error("cannot start", "error", err)
 		return exitFailure
+	}
+	// The election runs until ctx ends (SIGTERM: it resigns with priority
+	// 0 first, so a peer takes over within Skew_Time).
+	vrrpDone := make(chan struct{})
+	vctx, stopVRRP := context.WithCancel(ctx)
+	defer stopVRRP()
+	if group != nil {
+		go func() {
+			defer close(vrrpDone)
+			if err := group.Run(vctx); err != nil {
+				log.Error("vrrp stopped", "error", err)
+			}
+		}()
+	} else {
+		close(vrrpDone)
 	}
 	reportReady(log)
 
@@ -96,6 +133,8 @@ loop:
 			break loop
 		}
 	}
+	stopVRRP()
+	<-vrrpDone
 	log.Info("stopping: finishing in-flight requests", "grace", cfg.Grace.D())
 	sctx, cancel := context.WithTimeout(context.Background(), cfg.Grace.D())
 	defer cancel()
