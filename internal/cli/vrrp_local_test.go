@@ -131,7 +131,6 @@ backends: [{name: web, servers: [{name: s, address: "%s"}]}]
 	}
 }
 
-
 func dialOK(addr string) bool {
 	c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
 	if err == nil {
