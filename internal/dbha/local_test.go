@@ -80,6 +80,10 @@ func TestLocalClusterStartRestart(t *testing.T) {
 	}
 	begin = time.Now()
 	l2, err := StartLocal(ctx, LocalConfig{Dir: l.Dir()})
+	if l2 != nil {
+		// l2 knows the node AddNode adds below; l does not.
+		t.Cleanup(func() { l2.Stop() })
+	}
 	if err != nil {
 		t.Fatalf("StartLocal(existing) = %v", err)
 	}
@@ -102,4 +106,41 @@ func TestLocalClusterStartRestart(t *testing.T) {
 	if err := rep.QueryRowContext(ctx, "SELECT v FROM t WHERE id=1").Scan(&v); err != nil || v != "one" {
 		t.Errorf("row after restart = %q, %v; want one", v, err)
 	}
+
+	// A fourth node joins a primary that holds data: dump, then replication.
+	if _, err := app.ExecContext(ctx, "INSERT INTO t VALUES (2, 'two')"); err != nil {
+		t.Fatal(err)
+	}
+	n4, err := l2.AddNode(ctx)
+	if err != nil {
+		t.Fatalf("AddNode() = %v", err)
+	}
+	if _, err := app.ExecContext(ctx, "INSERT INTO t VALUES (3, 'three')"); err != nil {
+		t.Fatal(err)
+	}
+	rep4 := openAs(t, n4.Addr, c.AppUser, c.AppPassword, c.Database)
+	waitFor(t, 5*time.Second, "rows on the added node", func() bool {
+		var n int
+		return rep4.QueryRowContext(ctx, "SELECT COUNT(*) FROM t").Scan(&n) == nil && n == 3
+	})
+	m4, err := NewManager(l2.ManagerConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m4.Close()
+	if n := nodeStatus(m4.Check(ctx), n4.Name); n.Role != "replica" || len(n.Errant) > 0 || !n.Replica.Healthy() {
+		t.Errorf("%s: role %q, errant %v, replica %+v; want a healthy replica without errant GTIDs", n4.Name, n.Role, n.Errant, n.Replica)
+	}
+	if !strings.Contains(readFile(t, envPath), n4.Addr) {
+		t.Errorf("cluster.env does not list %s", n4.Addr)
+	}
+}
+
+func readFile(t *testing.T, path string) string {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(data)
 }
