@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -148,11 +149,15 @@ func (m *Monitor) full() int { return m.cfg.Rise + m.cfg.Fall - 1 }
 
 // Run checks the server on schedule until ctx is done. The first check runs
 // at once. It does nothing but wait when the Monitor has no Checker. Call it
-// once per Monitor.
+// once per Monitor: the Monitor owns its Checker, and Run closes it on
+// return when it is an io.Closer (a MySQL checker's connection).
 func (m *Monitor) Run(ctx context.Context) {
 	if m.checker == nil {
 		<-ctx.Done()
 		return
+	}
+	if c, ok := m.checker.(io.Closer); ok {
+		defer c.Close()
 	}
 	var (
 		next    = m.clk.Now() // when the next check is due

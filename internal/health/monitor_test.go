@@ -608,3 +608,31 @@ func TestMonitorOnChangePanic(t *testing.T) {
 		t.Errorf("onChange calls = %d, want 2", calls)
 	}
 }
+
+// closingChecker counts Close calls.
+type closingChecker struct {
+	CheckFunc
+	closed atomic.Int32
+}
+
+func (c *closingChecker) Close() error {
+	c.closed.Add(1)
+	return nil
+}
+
+// TestMonitorClosesChecker: Run closes a Checker that is an io.Closer when
+// it returns, so a reload that replaces Monitors leaks no connection.
+func TestMonitorClosesChecker(t *testing.T) {
+	clk := newFakeClock()
+	c := &closingChecker{CheckFunc: func(context.Context) error { return nil }}
+	m := NewMonitor(Config{Interval: time.Second}, c, clk, nil)
+	stop := run(t, m)
+	clk.waitTimer(t, time.Second)
+	if n := c.closed.Load(); n != 0 {
+		t.Fatalf("Close calls while running = %d, want 0", n)
+	}
+	stop()
+	if n := c.closed.Load(); n != 1 {
+		t.Errorf("Close calls after Run returned = %d, want 1", n)
+	}
+}

@@ -48,7 +48,8 @@ var (
 // replica passes when the server answers, @@read_only = 1, its replication
 // IO and SQL threads both run, and Seconds_Behind_Master is under MaxLag.
 // The read_only flag is the servers' own statement of their role, set only
-// by the database manager. The returned *MySQL has a Close method.
+// by the database manager. The returned *MySQL has a Close method; a
+// Monitor's Run calls it on return.
 func NewMySQL(addr string, c MySQLCheck) Checker {
 	m := &MySQL{addr: addr, role: c.Role, maxLag: c.MaxLag}
 	if m.maxLag <= 0 {
