@@ -105,7 +105,7 @@ func TestErrantGTIDs(t *testing.T) {
 
 func TestRedact(t *testing.T) {
 	for in, want := range map[string]string{
-		"CREATE USER 'a'@'%' IDENTIFIED BY 'secret'":        "CREATE USER 'a'@'%' IDENTIFIED BY '…'",
+		"CREATE USER 'a'@'%' IDENTIFIED BY 'secret'":         "CREATE USER 'a'@'%' IDENTIFIED BY '…'",
 		changeMaster("127.0.0.1", "3306", "repl", `p,a 'ss`): "CHANGE MASTER TO MASTER_HOST='127.0.0.1', MASTER_PORT=3306, MASTER_USER='repl', MASTER_PASSWORD='…', MASTER_USE_GTID=slave_pos, MASTER_CONNECT_RETRY=1, MASTER_HEARTBEAT_PERIOD=1",
 	} {
 		if got := redact(in); got != want {
