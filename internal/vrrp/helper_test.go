@@ -86,8 +86,10 @@ func helperMain(specJSON string) int {
 	)
 	opt := Options{
 		Log: log,
-		OnChange: func(_ uint8, _, to State) {
-			emit("state %s %d", to, time.Now().UnixNano())
+		OnChange: func(vrid uint8, _, to State) {
+			if int(vrid) == spec.VRRP.VirtualRouterID {
+				emit("state %s %d", to, time.Now().UnixNano())
+			}
 		},
 		Up: func() error {
 			mu.Lock()
@@ -111,7 +113,7 @@ func helperMain(specJSON string) int {
 		},
 	}
 	if spec.VRRP.Mode != "local" && spec.Serve != "" {
-		l, err := ListenFreebind("tcp4", spec.Serve)
+		l, err := ListenFreebind("tcp", spec.Serve)
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "helper: freebind:", err)
 			return 2

@@ -27,7 +27,7 @@ type keepalived struct {
 
 // startKeepalived runs keepalived in the foreground in host's namespace,
 // VRRPv3 with 100ms adverts, its pid files in a temp dir of its own.
-func (l *lab) keepalived(host string, prio int, unicastPeer string) *keepalived {
+func (l *lab) keepalived(host string, prio int, unicastPeer, vip string) *keepalived {
 	t := l.t
 	t.Helper()
 	bin := testenv.Program(t, "keepalived")[0]
@@ -47,10 +47,10 @@ vrrp_instance VI_1 {
     priority %d
     advert_int 0.1
 %s    virtual_ipaddress {
-        %s/24 dev eth0
+        %s dev eth0
     }
 }
-`, host, prio, uni, testVIP)
+`, host, prio, uni, vip)
 	path := filepath.Join(dir, "keepalived.conf")
 	if err := os.WriteFile(path, []byte(conf), 0o600); err != nil {
 		t.Fatal(err)
@@ -110,93 +110,108 @@ func (k *keepalived) childPid() int {
 }
 
 // TestKeepalivedInterop: a fulcrum router and keepalived in the same virtual
-// router take the VIP from each other in both directions, over multicast and
-// over unicast.
+// router take the VIP from each other in both directions: IPv4 multicast and
+// unicast, IPv6 multicast.
 func TestKeepalivedInterop(t *testing.T) {
-	for _, unicast := range []bool{false, true} {
-		for _, fulcrumFirst := range []bool{true, false} {
-			name := fmt.Sprintf("unicast=%v/", unicast)
-			if fulcrumFirst {
-				name += "fulcrum-master"
-			} else {
-				name += "keepalived-master"
+	type tc struct{ unicast, v6, fulcrumFirst bool }
+	var cases []tc
+	for _, c := range []tc{{false, false, false}, {true, false, false}, {false, true, false}} {
+		for _, first := range []bool{true, false} {
+			c.fulcrumFirst = first
+			cases = append(cases, c)
+		}
+	}
+	for _, c := range cases {
+		unicast, fulcrumFirst := c.unicast, c.fulcrumFirst
+		name := map[bool]string{false: "ipv4", true: "ipv6"}[c.v6] + map[bool]string{false: "-multicast/", true: "-unicast/"}[unicast]
+		if fulcrumFirst {
+			name += "fulcrum-master"
+		} else {
+			name += "keepalived-master"
+		}
+		t.Run(name, func(t *testing.T) {
+			l := newLab(t, "lb1", "ka")
+			vip, vipCIDR := testVIP, testVIP+"/24"
+			if c.v6 {
+				vip, vipCIDR = "2001:db8::50", "2001:db8::50/64"
 			}
-			t.Run(name, func(t *testing.T) {
-				l := newLab(t, "lb1", "ka")
-				var kaPeer string
-				var mod func(*config.VRRP)
+			mod := func(cf *config.VRRP) {
+				cf.VirtualIPs = []string{vipCIDR}
 				if unicast {
-					kaPeer = l.addr("lb1")
-					mod = func(c *config.VRRP) { c.UnicastPeers = []string{l.addr("ka")} }
+					cf.UnicastPeers = []string{l.addr("ka")}
 				}
-				hold := func(host string) {
-					t.Helper()
-					other := map[string]string{"lb1": "ka", "ka": "lb1"}[host]
-					eventually(t, 3*time.Second, "VIP on "+host+" only", func() bool {
-						return l.holdsVIP(host) && !l.holdsVIP(other)
-					})
-				}
-				if fulcrumFirst {
-					// fulcrum (150) is master; keepalived (100) backs it up,
-					// takes over on SIGTERM, and gives the VIP back when
-					// fulcrum returns and preempts.
-					lb1 := l.router("lb1", 150, mod)
-					waitState(t, lb1, "master", 5*time.Second)
-					l.keepalived("ka", 100, kaPeer)
-					time.Sleep(time.Second)
-					hold("lb1")
-					t0 := time.Now()
-					lb1.kill(syscall.SIGTERM)
-					hold("ka")
-					t.Logf("fulcrum → keepalived on SIGTERM: %v", time.Since(t0).Round(time.Millisecond))
-					st, ok := lb1.final()
-					if !ok || st.AdvertsReceived > 0 || st.Dropped != 0 {
-						// keepalived stayed backup: fulcrum heard nothing
-						// from it, and nothing was malformed.
-						t.Errorf("fulcrum status: received %d dropped %d (ok %v), want 0 and 0", st.AdvertsReceived, st.Dropped, ok)
-					}
-					t0 = time.Now()
-					lb1 = l.router("lb1", 150, mod)
-					waitState(t, lb1, "master", 5*time.Second)
-					hold("lb1")
-					t.Logf("keepalived → fulcrum by preemption: %v (incl. process start)", time.Since(t0).Round(time.Millisecond))
-					if tr := lb1.transitionsSince(t0); strings.Join(tr, ",") != "backup,master" {
-						t.Errorf("fulcrum transitions %v, want backup,master", tr)
-					}
-					lb1.kill(syscall.SIGTERM)
-					if st, _ := lb1.final(); st.AdvertsReceived == 0 || st.Dropped != 0 {
-						t.Errorf("fulcrum status: received %d dropped %d, want >0 from keepalived and 0", st.AdvertsReceived, st.Dropped)
-					}
-					return
-				}
-				// keepalived (150) is master; fulcrum (100) backs it up and
-				// takes over when keepalived stops; keepalived preempts on
-				// its return.
-				ka := l.keepalived("ka", 150, kaPeer)
-				eventually(t, 5*time.Second, "keepalived master", func() bool { return l.holdsVIP("ka") })
-				lb1 := l.router("lb1", 100, mod)
-				waitState(t, lb1, "backup", 5*time.Second)
+			}
+			var kaPeer string
+			if unicast {
+				kaPeer = l.addr("lb1")
+			}
+			hold := func(host string) {
+				t.Helper()
+				other := map[string]string{"lb1": "ka", "ka": "lb1"}[host]
+				eventually(t, 3*time.Second, vip+" on "+host+" only", func() bool {
+					return l.holds(host, vip) && !l.holds(other, vip)
+				})
+			}
+			if fulcrumFirst {
+				// fulcrum (150) is master; keepalived (100) backs it up,
+				// takes over on SIGTERM, and gives the VIP back when
+				// fulcrum returns and preempts.
+				lb1 := l.router("lb1", 150, mod)
+				waitState(t, lb1, "master", 5*time.Second)
+				l.keepalived("ka", 100, kaPeer, vipCIDR)
 				time.Sleep(time.Second)
-				hold("ka")
-				if s := lb1.state(); s != "backup" {
-					t.Fatalf("fulcrum = %s beside keepalived master, want backup", s)
-				}
-				t0 := time.Now()
-				ka.stop()
-				waitState(t, lb1, "master", 3*time.Second)
 				hold("lb1")
-				took, _ := lb1.stateSince("master", t0)
-				t.Logf("keepalived → fulcrum on SIGTERM: fulcrum master after %v", took.Sub(t0).Round(time.Millisecond))
-				t0 = time.Now()
-				l.keepalived("ka", 150, kaPeer)
+				t0 := time.Now()
+				lb1.kill(syscall.SIGTERM)
 				hold("ka")
-				waitState(t, lb1, "backup", 3*time.Second)
-				t.Logf("fulcrum → keepalived by preemption: %v (incl. process start)", time.Since(t0).Round(time.Millisecond))
+				t.Logf("fulcrum → keepalived on SIGTERM: %v", time.Since(t0).Round(time.Millisecond))
+				st, ok := lb1.final()
+				if !ok || st.AdvertsReceived > 0 || st.Dropped != 0 {
+					// keepalived stayed backup: fulcrum heard nothing
+					// from it, and nothing was malformed.
+					t.Errorf("fulcrum status: received %d dropped %d (ok %v), want 0 and 0", st.AdvertsReceived, st.Dropped, ok)
+				}
+				t0 = time.Now()
+				lb1 = l.router("lb1", 150, mod)
+				waitState(t, lb1, "master", 5*time.Second)
+				hold("lb1")
+				t.Logf("keepalived → fulcrum by preemption: %v (incl. process start)", time.Since(t0).Round(time.Millisecond))
+				if tr := lb1.transitionsSince(t0); strings.Join(tr, ",") != "backup,master" {
+					t.Errorf("fulcrum transitions %v, want backup,master", tr)
+				}
 				lb1.kill(syscall.SIGTERM)
 				if st, _ := lb1.final(); st.AdvertsReceived == 0 || st.Dropped != 0 {
-					t.Errorf("fulcrum status: received %d dropped %d, want >0 and 0", st.AdvertsReceived, st.Dropped)
+					t.Errorf("fulcrum status: received %d dropped %d, want >0 from keepalived and 0", st.AdvertsReceived, st.Dropped)
 				}
-			})
-		}
+				return
+			}
+			// keepalived (150) is master; fulcrum (100) backs it up and
+			// takes over when keepalived stops; keepalived preempts on
+			// its return.
+			ka := l.keepalived("ka", 150, kaPeer, vipCIDR)
+			eventually(t, 5*time.Second, "keepalived master", func() bool { return l.holds("ka", vip) })
+			lb1 := l.router("lb1", 100, mod)
+			waitState(t, lb1, "backup", 5*time.Second)
+			time.Sleep(time.Second)
+			hold("ka")
+			if s := lb1.state(); s != "backup" {
+				t.Fatalf("fulcrum = %s beside keepalived master, want backup", s)
+			}
+			t0 := time.Now()
+			ka.stop()
+			waitState(t, lb1, "master", 3*time.Second)
+			hold("lb1")
+			took, _ := lb1.stateSince("master", t0)
+			t.Logf("keepalived → fulcrum on SIGTERM: fulcrum master after %v", took.Sub(t0).Round(time.Millisecond))
+			t0 = time.Now()
+			l.keepalived("ka", 150, kaPeer, vipCIDR)
+			hold("ka")
+			waitState(t, lb1, "backup", 3*time.Second)
+			t.Logf("fulcrum → keepalived by preemption: %v (incl. process start)", time.Since(t0).Round(time.Millisecond))
+			lb1.kill(syscall.SIGTERM)
+			if st, _ := lb1.final(); st.AdvertsReceived == 0 || st.Dropped != 0 {
+				t.Errorf("fulcrum status: received %d dropped %d, want >0 and 0", st.AdvertsReceived, st.Dropped)
+			}
+		})
 	}
 }
