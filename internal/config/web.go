@@ -22,6 +22,10 @@ type Web struct {
 	// Listen is the host:port to serve HTTP on (required; port 0 picks a
 	// free port, for tests and embedding programs).
 	Listen string `yaml:"listen"`
+	// Admin is the address of the server's status (GET /status, JSON) and
+	// Prometheus metrics (GET /metrics) (empty: none). They live on their
+	// own port so that no application path is taken.
+	Admin string `yaml:"admin"`
 	// Grace is how long in-flight requests may take to finish on SIGTERM
 	// (default 10s).
 	Grace Duration `yaml:"grace"`
@@ -182,6 +186,13 @@ func (c *Web) validate() []*fieldError {
 		add(errorf("listen", "a host:port address is required"))
 	} else if err := checkListen(c.Listen); err != nil {
 		add(errorf("listen", "%q: %v", c.Listen, err))
+	}
+	if c.Admin != "" {
+		if err := checkListen(c.Admin); err != nil {
+			add(errorf("admin", "%q: %v", c.Admin, err))
+		} else if c.Admin == c.Listen && !strings.HasSuffix(c.Admin, ":0") {
+			add(errorf("admin", "%q: must differ from listen", c.Admin))
+		}
 	}
 	if c.Grace.D() < 0 {
 		add(errorf("grace", "%v: must not be negative", c.Grace.D()))

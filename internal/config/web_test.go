@@ -10,6 +10,7 @@ import (
 
 const webFull = `name: web1
 listen: 127.0.0.1:9101
+admin: 127.0.0.1:9111
 grace: 3s
 static: {root: ./site, cache_control: "public, max-age=60"}
 app: guestbook
@@ -87,6 +88,8 @@ func TestParseWebErrors(t *testing.T) {
 		{"bad port", "name: w\nlisten: :70000\nstatic: {root: /s}\n", "must be 1..65535"},
 		{"nothing to serve", base, "nothing to serve"},
 		{"static no root", base + "static: {cache_control: x}\n", "static.root: a directory is required"},
+		{"bad admin", base + "static: {root: /s}\nadmin: nope\n", `admin: "nope": want host:port`},
+		{"admin on listen", base + "static: {root: /s}\nadmin: 127.0.0.1:9101\n", "must differ from listen"},
 		{"unknown app", base + "app: wiki\n", `app: "wiki": unknown application`},
 		{"guestbook without db", base + "app: guestbook\n", "guestbook needs a database section"},
 		{"prefix without slash", base + "upstreams: [{path_prefix: legacy, url: 'http://a:1'}]\n", `upstreams[0].path_prefix: "legacy": must start with /`},

@@ -50,6 +50,12 @@ type Config struct {
 	Logger *slog.Logger
 	// Now is the clock that stamps new messages (nil: time.Now).
 	Now func() time.Time
+	// Primary returns the database primary, to label the node that answered
+	// as primary or replica on the page (nil: no label).
+	Primary func() (string, error)
+	// Timeout bounds each database operation of a request (default 5s), so
+	// a node that hangs costs the visitor an error, not a stuck page.
+	Timeout time.Duration
 }
 
 // App is the guestbook: an http handler set over a Store.
@@ -58,6 +64,8 @@ type App struct {
 	servedBy string
 	log      *slog.Logger
 	now      func() time.Time
+	primary  func() (string, error)
+	timeout  time.Duration
 	page     *template.Template
 	csrf     *http.CrossOriginProtection
 	ready    atomic.Bool // set once Init has created the schema
@@ -69,7 +77,10 @@ var files embed.FS
 // New returns an App that answers 503 until Init succeeds.
 func New(cfg Config) *App {
 	a := &App{store: cfg.Store, servedBy: cfg.ServedBy, log: cfg.Logger, now: cfg.Now,
-		csrf: http.NewCrossOriginProtection()}
+		primary: cfg.Primary, timeout: cfg.Timeout, csrf: http.NewCrossOriginProtection()}
+	if a.timeout <= 0 {
+		a.timeout = 5 * time.Second
+	}
 	if a.log == nil {
 		a.log = slog.New(slog.DiscardHandler)
 	}
@@ -138,7 +149,9 @@ func (a *App) create(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	m, rc, err := a.store.Add(r.Context(), Message{Name: in.Name, Message: in.Message, CreatedAt: a.stamp()})
+	ctx, cancel := a.dbContext(r)
+	defer cancel()
+	m, rc, err := a.store.Add(ctx, Message{Name: in.Name, Message: in.Message, CreatedAt: a.stamp()})
 	if err != nil {
 		a.unavailable(w, err)
 		return
@@ -163,7 +176,9 @@ func (a *App) list(w http.ResponseWriter, r *http.Request) {
 		}
 		limit = n
 	}
-	ms, node, err := a.store.Latest(r.Context(), readAfter(r), limit)
+	ctx, cancel := a.dbContext(r)
+	defer cancel()
+	ms, node, err := a.store.Latest(ctx, readAfter(r), limit)
 	if err != nil {
 		a.unavailable(w, err)
 		return
@@ -188,7 +203,9 @@ func (a *App) get(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, fmt.Sprintf("id %q: want a positive integer", s))
 		return
 	}
-	m, node, err := a.store.Get(r.Context(), readAfter(r), id)
+	ctx, cancel := a.dbContext(r)
+	defer cancel()
+	m, node, err := a.store.Get(ctx, readAfter(r), id)
 	setNode(w, node)
 	switch {
 	case errors.Is(err, ErrNotFound):
@@ -204,6 +221,7 @@ func (a *App) get(w http.ResponseWriter, r *http.Request) {
 type pageData struct {
 	ServedBy   string
 	DBNode     string
+	DBRole     string // primary or replica, "" when unknown
 	Messages   []Message
 	Posted     int64  // the id of the poster's new message, highlighted
 	Error      string // what was wrong with the form
@@ -245,7 +263,9 @@ func (a *App) postForm(w http.ResponseWriter, r *http.Request) {
 		a.renderPage(w, r, http.StatusBadRequest, pageData{Error: err.Error(), Form: raw})
 		return
 	}
-	m, rc, err := a.store.Add(r.Context(), Message{Name: in.Name, Message: in.Message, CreatedAt: a.stamp()})
+	ctx, cancel := a.dbContext(r)
+	defer cancel()
+	m, rc, err := a.store.Add(ctx, Message{Name: in.Name, Message: in.Message, CreatedAt: a.stamp()})
 	if err != nil {
 		a.log.Warn("guestbook: store failed", "op", "add", "err", err)
 		a.renderPage(w, r, http.StatusServiceUnavailable, pageData{Error: "the database did not take the message; please try again", Form: raw})
@@ -264,12 +284,20 @@ func (a *App) renderPage(w http.ResponseWriter, r *http.Request, status int, d p
 	if !a.ready.Load() {
 		d.DBError = "the database is not ready yet"
 	} else {
-		ms, node, err := a.store.Latest(r.Context(), readAfter(r), LatestLimit)
+		ctx, cancel := a.dbContext(r)
+		ms, node, err := a.store.Latest(ctx, readAfter(r), LatestLimit)
+		cancel()
 		if err != nil {
 			a.log.Warn("guestbook: store failed", "op", "latest", "err", err)
 			d.DBError = "the database did not answer"
 		}
 		d.Messages, d.DBNode = ms, node
+		if p, err := a.primaryOf(); err == nil && node != "" {
+			d.DBRole = "replica"
+			if node == p {
+				d.DBRole = "primary"
+			}
+		}
 	}
 	if d.DBError != "" && status == http.StatusOK {
 		status = http.StatusServiceUnavailable
@@ -291,6 +319,18 @@ func (a *App) renderPage(w http.ResponseWriter, r *http.Request, status int, d p
 	if r.Method != http.MethodHead {
 		w.Write(buf.Bytes())
 	}
+}
+
+// dbContext bounds a request's database work.
+func (a *App) dbContext(r *http.Request) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(r.Context(), a.timeout)
+}
+
+func (a *App) primaryOf() (string, error) {
+	if a.primary == nil {
+		return "", errors.New("unknown")
+	}
+	return a.primary()
 }
 
 // stamp is the creation time of a new message, at the precision the

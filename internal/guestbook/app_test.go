@@ -26,6 +26,7 @@ type fakeStore struct {
 	initErr error
 	err     error // returned by every call once set
 	inits   int
+	hang    bool // reads wait for their context to end
 }
 
 var _ Store = (*fakeStore)(nil)
@@ -63,6 +64,11 @@ func (s *fakeStore) visible(after string) int {
 
 func (s *fakeStore) Latest(ctx context.Context, after string, limit int) ([]Message, string, error) {
 	s.mu.Lock()
+	if s.hang {
+		s.mu.Unlock()
+		<-ctx.Done()
+		return nil, "", ctx.Err()
+	}
 	defer s.mu.Unlock()
 	if s.err != nil {
 		return nil, "", s.err
@@ -406,6 +412,33 @@ func TestParseToken(t *testing.T) {
 	for _, tt := range tests {
 		if _, ok := ParseToken(tt.in); ok != tt.ok {
 			t.Errorf("ParseToken(%q) ok = %v, want %v", tt.in, ok, tt.ok)
+		}
+	}
+}
+
+func TestStoreTimeout(t *testing.T) {
+	st := &fakeStore{hang: true}
+	a := New(Config{Store: st, ServedBy: "web1", Timeout: 50 * time.Millisecond})
+	a.Init(context.Background())
+	t0 := time.Now()
+	w := do(a.Handler(), "GET", "/api/messages", "", "")
+	if w.Code != 503 {
+		t.Errorf("GET with a hanging store = %d, want 503", w.Code)
+	}
+	if d := time.Since(t0); d > 2*time.Second {
+		t.Errorf("GET with a hanging store took %v, want about the 50ms timeout", d)
+	}
+}
+
+func TestPageNodeRole(t *testing.T) {
+	for _, tt := range []struct{ primary, want string }{
+		{"db1:3306", "db2:3306</b> · replica"},
+		{"db2:3306", "db2:3306</b> · primary"},
+	} {
+		a := New(Config{Store: &fakeStore{}, ServedBy: "web1", Primary: func() (string, error) { return tt.primary, nil }})
+		a.Init(context.Background())
+		if page := do(a.Handler(), "GET", "/", "", "").Body.String(); !strings.Contains(page, tt.want) {
+			t.Errorf("page with primary %s lacks %q", tt.primary, tt.want)
 		}
 	}
 }

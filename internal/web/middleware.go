@@ -58,6 +58,7 @@ func (s *Server) wrap(next http.Handler) http.Handler {
 			if rec.status == 0 {
 				rec.status = http.StatusOK
 			}
+			s.durations.Observe(time.Since(start).Seconds())
 			s.stats.inFlight.Add(-1)
 			s.stats.requests.Add(1)
 			if c := rec.status / 100; c >= 1 && c <= 5 {

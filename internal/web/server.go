@@ -24,6 +24,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"fulcrum/internal/config"
 	"fulcrum/internal/dbrouter"
 	"fulcrum/internal/guestbook"
@@ -48,8 +50,11 @@ type Server struct {
 	primary func() (string, error)
 	started atomic.Bool
 	// draining is set when shutdown begins: /healthz answers 503.
-	draining atomic.Bool
-	stats    counters
+	draining  atomic.Bool
+	stats     counters
+	durations prometheus.Histogram
+	created   time.Time
+	addr      atomic.Pointer[string] // the listener's address, once serving
 }
 
 // New checks cfg (filling in its defaults), opens the static directory,
@@ -63,7 +68,7 @@ func New(cfg *config.Web, log *slog.Logger) (*Server, error) {
 	if err := cfg.Check("web config"); err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: *cfg, log: log.With("server", cfg.Name)}
+	s := &Server{cfg: *cfg, log: log.With("server", cfg.Name), durations: newDurations(cfg.Name), created: time.Now()}
 	if d := cfg.Database; d != nil {
 		pw, err := password(d, os.Getenv)
 		if err != nil {
@@ -79,6 +84,7 @@ func New(cfg *config.Web, log *slog.Logger) (*Server, error) {
 	if cfg.App == "guestbook" {
 		s.app = guestbook.New(guestbook.Config{
 			Store: guestbook.NewSQLStore(s.db), ServedBy: cfg.Name, Logger: s.log.With("app", "guestbook"),
+			Primary: s.db.Primary,
 		})
 	}
 	if cfg.Static != nil {
@@ -167,8 +173,9 @@ func (s *Server) ListenAndServe(ctx context.Context) error {
 	return s.Serve(ctx, ln)
 }
 
-// Serve serves HTTP on ln until ctx ends, then shuts down gracefully: it
-// stops accepting, answers 503 on /healthz to connections still open, lets
+// Serve serves HTTP on ln, and the admin handler on the configured admin
+// address, until ctx ends; then it shuts down gracefully: it stops
+// accepting, answers 503 on /healthz to connections still open, lets
 // in-flight requests finish within the configured grace period, closes what
 // remains and the database connections. It returns nil after a clean
 // shutdown.
@@ -193,13 +200,28 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 		BaseContext:       func(net.Listener) context.Context { return baseCtx },
 	}
+	var admin *http.Server
+	if s.cfg.Admin != "" {
+		aln, err := net.Listen("tcp", s.cfg.Admin)
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("web: admin: %w", err)
+		}
+		admin = &http.Server{Handler: s.AdminHandler(), ReadHeaderTimeout: 10 * time.Second,
+			ErrorLog: srv.ErrorLog}
+		go admin.Serve(aln)
+		defer admin.Close()
+		s.log.Info("admin started", "addr", aln.Addr().String())
+	}
 	var bg sync.WaitGroup
 	if s.db != nil {
 		bg.Go(func() { s.db.run(baseCtx, s.app) })
 	}
+	addr := ln.Addr().String()
+	s.addr.Store(&addr)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
-	s.log.Info("web server started", "addr", ln.Addr().String())
+	s.log.Info("web server started", "addr", addr)
 
 	var err error
 	select {
@@ -234,22 +256,34 @@ func (s *Server) closeStatic() {
 // healthz answers 200 when this server can serve: not shutting down, the
 // database primary known, the application ready; else 503 with the reason.
 func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
-	status, msg := http.StatusOK, "ok"
-	switch {
-	case s.draining.Load():
-		status, msg = http.StatusServiceUnavailable, "shutting down"
-	case s.primary != nil:
-		if p, err := s.primary(); err != nil {
-			status, msg = http.StatusServiceUnavailable, "database: "+err.Error()
-		} else if s.app != nil && s.app.Ready() != nil {
-			status, msg = http.StatusServiceUnavailable, "app: "+s.app.Ready().Error()
-		} else {
-			msg = "ok, database primary " + p
-		}
+	status := http.StatusOK
+	ok, msg := s.health()
+	if !ok {
+		status = http.StatusServiceUnavailable
 	}
 	h := w.Header()
 	h.Set("Content-Type", "text/plain; charset=utf-8")
 	h.Set("Cache-Control", "no-store")
 	w.WriteHeader(status)
 	fmt.Fprintln(w, msg)
+}
+
+// health reports whether the server can serve, and a short reason.
+func (s *Server) health() (bool, string) {
+	if s.draining.Load() {
+		return false, "shutting down"
+	}
+	if s.primary == nil {
+		return true, "ok"
+	}
+	p, err := s.primary()
+	if err != nil {
+		return false, "database: " + err.Error()
+	}
+	if s.app != nil {
+		if err := s.app.Ready(); err != nil {
+			return false, "app: " + err.Error()
+		}
+	}
+	return true, "ok, database primary " + p
 }

@@ -5,11 +5,13 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -348,3 +350,51 @@ func TestPassword(t *testing.T) {
 }
 
 var _ guestbook.DB = (*database)(nil)
+
+func TestAdmin(t *testing.T) {
+	port := freeBasePort(t, 1)
+	cfg := &config.Web{Static: &config.Static{Root: siteDir(t)}, Admin: fmt.Sprintf("127.0.0.1:%d", port)}
+	s := newTestServer(t, cfg)
+	addr, _ := serve(t, s)
+	for _, p := range []string{"/", "/missing", "/style.css"} {
+		resp, err := http.Get("http://" + addr + p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+	}
+	resp, err := http.Get("http://" + cfg.Admin + "/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var st Status
+	json.NewDecoder(resp.Body).Decode(&st)
+	resp.Body.Close()
+	want := Responses{Success: 2, ClientError: 1}
+	if st.Name != "web1" || st.Addr != addr || !st.Healthy || st.Requests != 3 || st.Responses != want {
+		t.Errorf("GET /status = %+v, want web1 at %s, healthy, 3 requests %+v", st, addr, want)
+	}
+	resp, err = http.Get("http://" + cfg.Admin + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, line := range []string{
+		`fulcrum_web_requests_total{server="web1"} 3`,
+		`fulcrum_web_responses_total{code="4xx",server="web1"} 1`,
+		`fulcrum_web_healthy{server="web1"} 1`,
+		`fulcrum_web_request_duration_seconds_count{server="web1"} 3`,
+	} {
+		if !strings.Contains(string(metrics), line+"\n") {
+			t.Errorf("/metrics lacks %q", line)
+		}
+	}
+	if promtool, err := exec.LookPath("promtool"); err == nil {
+		cmd := exec.Command(promtool, "check", "metrics")
+		cmd.Stdin = bytes.NewReader(metrics)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Errorf("promtool check metrics: %v\n%s", err, out)
+		}
+	}
+}
