@@ -25,6 +25,7 @@ var reDumpGTID = regexp.MustCompile(`^-- SET GLOBAL gtid_slave_pos='([0-9,\-]*)'
 func (l *Local) AddNode(ctx context.Context) (LocalNode, error) {
 	l.mu.Lock()
 	primName := l.state.Primary
+	free := l.state.FreePorts
 	last := l.state.Nodes[len(l.state.Nodes)-1]
 	maxID := 0
 	for _, n := range l.state.Nodes {
@@ -36,8 +37,14 @@ func (l *Local) AddNode(ctx context.Context) (LocalNode, error) {
 		return LocalNode{}, err
 	}
 	host, _, _ := net.SplitHostPort(last.Addr)
-	n := LocalNode{Name: "db" + strconv.Itoa(maxID+1), Port: last.Port + 1, ServerID: maxID + 1,
-		Addr: net.JoinHostPort(host, strconv.Itoa(last.Port+1)), Dir: filepath.Join(l.dir, "db"+strconv.Itoa(maxID+1))}
+	port := last.Port + 1
+	if free {
+		if port, err = freePort(host); err != nil {
+			return LocalNode{}, err
+		}
+	}
+	n := LocalNode{Name: "db" + strconv.Itoa(maxID+1), Port: port, ServerID: maxID + 1,
+		Addr: net.JoinHostPort(host, strconv.Itoa(port)), Dir: filepath.Join(l.dir, "db"+strconv.Itoa(maxID+1))}
 	if err := os.MkdirAll(n.Dir, 0o700); err != nil {
 		return n, err
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"sync"
@@ -13,36 +12,6 @@ import (
 
 	"fulcrum/internal/testenv"
 )
-
-// freeBasePort finds n consecutive free loopback ports.
-func freeBasePort(t testing.TB, n int) int {
-	t.Helper()
-	for try := 0; try < 50; try++ {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		base := l.Addr().(*net.TCPAddr).Port
-		l.Close()
-		if base+n > 65000 {
-			continue
-		}
-		ok := true
-		for i := 1; i < n; i++ {
-			l2, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", base+i))
-			if err != nil {
-				ok = false
-				break
-			}
-			l2.Close()
-		}
-		if ok {
-			return base
-		}
-	}
-	t.Fatal("no free port range")
-	return 0
-}
 
 // startCluster starts a local cluster of n nodes, stopped at cleanup.
 func startCluster(t testing.TB, n int) *Local {
@@ -56,7 +25,7 @@ func startCluster(t testing.TB, n int) *Local {
 	t.Cleanup(func() { os.RemoveAll(dir) })
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	l, err := StartLocal(ctx, LocalConfig{Dir: filepath.Join(dir, "c"), Nodes: n, BasePort: freeBasePort(t, n), SemiSyncTimeout: 3 * time.Second})
+	l, err := StartLocal(ctx, LocalConfig{Dir: filepath.Join(dir, "c"), Nodes: n, FreePorts: true, SemiSyncTimeout: 3 * time.Second})
 	if l != nil {
 		t.Cleanup(func() {
 			if err := l.Stop(); err != nil {

@@ -31,6 +31,9 @@ type LocalConfig struct {
 	// BasePort is the port of the first node; node i listens on BasePort+i
 	// (default 13306).
 	BasePort int
+	// FreePorts picks an unused port for each node instead of BasePort+i,
+	// so that concurrent test clusters never collide.
+	FreePorts bool
 	// Host is the address the nodes listen on (default 127.0.0.1).
 	Host string
 	// SemiSyncTimeout is rpl_semi_sync_master_timeout: how long a commit
@@ -81,6 +84,7 @@ type localState struct {
 	Credentials     Credentials `json:"credentials"`
 	Primary         string      `json:"primary"`
 	SemiSyncTimeout string      `json:"semi_sync_timeout"`
+	FreePorts       bool        `json:"free_ports,omitempty"`
 }
 
 // Local is a cluster of mariadbd processes in a directory.
@@ -294,10 +298,17 @@ func (l *Local) create(ctx context.Context, cfg LocalConfig) error {
 			Database: "fulcrum",
 		},
 		SemiSyncTimeout: cfg.SemiSyncTimeout.String(),
+		FreePorts:       cfg.FreePorts,
 	}
 	for i := 0; i < cfg.Nodes; i++ {
 		name := "db" + strconv.Itoa(i+1)
 		port := cfg.BasePort + i
+		if cfg.FreePorts {
+			var err error
+			if port, err = freePort(cfg.Host); err != nil {
+				return err
+			}
+		}
 		st.Nodes = append(st.Nodes, LocalNode{
 			Name: name, Port: port, ServerID: i + 1,
 			Addr: net.JoinHostPort(cfg.Host, strconv.Itoa(port)),
@@ -775,4 +786,14 @@ func redact(s string) string {
 		s = s[:i+len(k)] + "'…'" + rest[end:]
 	}
 	return s
+}
+
+// freePort returns a port nobody listens on at the moment.
+func freePort(host string) (int, error) {
+	ln, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
+	if err != nil {
+		return 0, err
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port, nil
 }

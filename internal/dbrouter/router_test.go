@@ -51,11 +51,8 @@ func cluster(t *testing.T, interval time.Duration) (*dbha.Local, *dbrouter.Route
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.RemoveAll(dir) })
-	ln, _ := net.Listen("tcp", "127.0.0.1:0")
-	base := ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
 	ctx := context.Background()
-	l, err := dbha.StartLocal(ctx, dbha.LocalConfig{Dir: filepath.Join(dir, "c"), BasePort: base})
+	l, err := dbha.StartLocal(ctx, dbha.LocalConfig{Dir: filepath.Join(dir, "c"), FreePorts: true})
 	if l != nil {
 		t.Cleanup(func() { l.Stop() })
 	}
