@@ -18,7 +18,23 @@
 //     local mode (one machine, no root), where "holding the VIP" means
 //     serving a shared front address.
 //
-// FromConfig builds a Router from the `vrrp` section of an LB file, and
-// ListenFreebind lets a load balancer bind a frontend on a VIP it does not
-// hold yet.
+// # Embedding in a load balancer
+//
+//   - FromConfig builds the virtual routers of the `vrrp` section of an LB
+//     file (one, or more for active-active) as a Group.
+//   - Frontends on a VIP are bound with ListenFreebind on every instance,
+//     backup included, so that a takeover needs no rebind: connections
+//     arrive as soon as VRRP adds the address to the interface.
+//   - In local mode the VIP is the shared front address: Options.Up binds
+//     it when the instance becomes master, Options.Down closes it.
+//   - SetFault(backend, true) when every server of a tracked backend is
+//     down, SetFault(backend, false) when one is back.
+//   - Run until shutdown; cancel it first on SIGTERM, so that the priority 0
+//     advert hands the VIP over in Skew_Time while the old master drains.
+//   - Status feeds /metrics and the status page; OnChange sees every state
+//     change as it happens.
+//
+// Receivers drop adverts whose TTL (hop limit) is not 255, in unicast mode
+// too (RFC 5798 section 7.1; keepalived sends 255 in both modes), and
+// adverts of other VRIDs.
 package vrrp

@@ -284,7 +284,8 @@ func (r *Router) SetFault(name string, bad bool) {
 // Run elects until ctx is done, then resigns: a master sends a priority 0
 // advert so that a backup takes over after only Skew_Time (RFC 5798
 // section 6.4.3), and releases the addresses. It returns nil after ctx is
-// done, or the transport's error if it fails. Run closes the transport.
+// done, or the transport's error if it fails. Run closes the transport, so
+// a Router runs once.
 func (r *Router) Run(ctx context.Context) error {
 	defer r.t.Close()
 	recv := make(chan Packet, 16)

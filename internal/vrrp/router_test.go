@@ -8,7 +8,10 @@ import (
 	"time"
 )
 
-var vip = netip.MustParseAddr("192.0.2.50")
+var (
+	vip  = netip.MustParseAddr("192.0.2.50")
+	vip6 = netip.MustParseAddr("2001:db8::50")
+)
 
 // unit is one router driven synchronously through its handle* methods.
 type unit struct {
