@@ -132,7 +132,7 @@ func (a *App) Handler() http.Handler {
 
 func (a *App) create(w http.ResponseWriter, r *http.Request) {
 	if !a.ready.Load() {
-		a.unavailable(w, errNotReady)
+		a.unavailable(w, r, errNotReady)
 		return
 	}
 	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/json" {
@@ -153,7 +153,7 @@ func (a *App) create(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 	m, rc, err := a.store.Add(ctx, Message{Name: in.Name, Message: in.Message, CreatedAt: a.stamp()})
 	if err != nil {
-		a.unavailable(w, err)
+		a.unavailable(w, r, err)
 		return
 	}
 	setNode(w, rc.Node)
@@ -164,7 +164,7 @@ func (a *App) create(w http.ResponseWriter, r *http.Request) {
 
 func (a *App) list(w http.ResponseWriter, r *http.Request) {
 	if !a.ready.Load() {
-		a.unavailable(w, errNotReady)
+		a.unavailable(w, r, errNotReady)
 		return
 	}
 	limit := LatestLimit
@@ -180,7 +180,7 @@ func (a *App) list(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 	ms, node, err := a.store.Latest(ctx, readAfter(r), limit)
 	if err != nil {
-		a.unavailable(w, err)
+		a.unavailable(w, r, err)
 		return
 	}
 	if ms == nil {
@@ -194,7 +194,7 @@ func (a *App) list(w http.ResponseWriter, r *http.Request) {
 
 func (a *App) get(w http.ResponseWriter, r *http.Request) {
 	if !a.ready.Load() {
-		a.unavailable(w, errNotReady)
+		a.unavailable(w, r, errNotReady)
 		return
 	}
 	s := r.PathValue("id")
@@ -211,7 +211,7 @@ func (a *App) get(w http.ResponseWriter, r *http.Request) {
 	case errors.Is(err, ErrNotFound):
 		writeError(w, http.StatusNotFound, fmt.Sprintf("no message %d", id))
 	case err != nil:
-		a.unavailable(w, err)
+		a.unavailable(w, r, err)
 	default:
 		writeJSON(w, http.StatusOK, m)
 	}
@@ -287,6 +287,10 @@ func (a *App) renderPage(w http.ResponseWriter, r *http.Request, status int, d p
 		ctx, cancel := a.dbContext(r)
 		ms, node, err := a.store.Latest(ctx, readAfter(r), LatestLimit)
 		cancel()
+		if err != nil && r.Context().Err() != nil {
+			w.WriteHeader(statusClientClosed)
+			return
+		}
 		if err != nil {
 			a.log.Warn("guestbook: store failed", "op", "latest", "err", err)
 			d.DBError = "the database did not answer"
@@ -337,7 +341,15 @@ func (a *App) primaryOf() (string, error) {
 // database keeps (microseconds).
 func (a *App) stamp() time.Time { return a.now().UTC().Truncate(time.Microsecond) }
 
-func (a *App) unavailable(w http.ResponseWriter, err error) {
+// statusClientClosed is nginx's 499: the client left before the answer, so
+// the failure is not the database's and is not counted as a 5xx.
+const statusClientClosed = 499
+
+func (a *App) unavailable(w http.ResponseWriter, r *http.Request, err error) {
+	if r.Context().Err() != nil {
+		w.WriteHeader(statusClientClosed)
+		return
+	}
 	if !errors.Is(err, errNotReady) {
 		a.log.Warn("guestbook: store failed", "err", err)
 	}

@@ -442,3 +442,19 @@ func TestPageNodeRole(t *testing.T) {
 		}
 	}
 }
+
+func TestClientGone(t *testing.T) {
+	st := &fakeStore{hang: true}
+	a := New(Config{Store: st, ServedBy: "web1"})
+	a.Init(context.Background())
+	for _, path := range []string{"/api/messages", "/"} {
+		ctx, cancel := context.WithCancel(context.Background())
+		r := httptest.NewRequest("GET", path, nil).WithContext(ctx)
+		w := httptest.NewRecorder()
+		time.AfterFunc(20*time.Millisecond, cancel)
+		a.Handler().ServeHTTP(w, r)
+		if w.Code != statusClientClosed {
+			t.Errorf("GET %s, client gone = %d, want %d (not a 5xx)", path, w.Code, statusClientClosed)
+		}
+	}
+}

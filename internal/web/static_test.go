@@ -19,7 +19,7 @@ var css = strings.Repeat("body { color: #222; margin: 0 auto; }\n", 100)
 
 // siteDir builds a site beside a file that must never be served, and
 // returns the site's root.
-func siteDir(t *testing.T) string {
+func siteDir(t testing.TB) string {
 	t.Helper()
 	top := t.TempDir()
 	root := filepath.Join(top, "site")
@@ -64,7 +64,7 @@ func siteDir(t *testing.T) string {
 	return root
 }
 
-func newTestStatic(t *testing.T, root string) *static {
+func newTestStatic(t testing.TB, root string) *static {
 	t.Helper()
 	s, err := newStatic(&config.Static{Root: root, CacheControl: "public, max-age=60"})
 	if err != nil {

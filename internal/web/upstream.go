@@ -62,8 +62,10 @@ func newUpstream(u config.Upstream, log *slog.Logger) (*upstream, error) {
 			if errors.Is(err, context.DeadlineExceeded) || isTimeout(err) {
 				status = http.StatusGatewayTimeout
 			}
-			if errors.Is(err, context.Canceled) && r.Context().Err() != nil {
-				return // the client went away
+			if r.Context().Err() != nil {
+				// The client went away: nginx's 499, not the upstream's fault.
+				w.WriteHeader(499)
+				return
 			}
 			log.Warn("upstream failed", "path", r.URL.Path, "status", status, "err", err)
 			http.Error(w, http.StatusText(status)+": the application server did not answer", status)
