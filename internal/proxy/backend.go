@@ -154,6 +154,7 @@ func (c *Counters) countStatus(code int) {
 // serverConn is a connection to a server with its buffers.
 type serverConn struct {
 	net.Conn
+	dl       deadlines
 	br       *bufio.Reader
 	bw       *bufio.Writer
 	idleFrom time.Time
@@ -218,5 +219,5 @@ func (b *Backend) dial(ctx context.Context, cfg *BackendConfig, s *Server) (*ser
 	if tc, ok := c.(*net.TCPConn); ok {
 		tc.SetNoDelay(true)
 	}
-	return &serverConn{Conn: c, br: bufio.NewReaderSize(c, 8192), bw: bufio.NewWriterSize(c, 8192)}, nil
+	return &serverConn{Conn: c, dl: deadlines{c: c}, br: bufio.NewReaderSize(c, 8192), bw: bufio.NewWriterSize(c, 8192)}, nil
 }

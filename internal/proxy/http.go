@@ -111,6 +111,7 @@ type clientConn struct {
 	bw       *bufio.Writer
 	remoteIP string
 	fc       *HTTPConfig // the frontend's configuration for the current request
+	dl       deadlines
 	req      head
 	resp     head
 	out      []byte // the request head as sent to servers
@@ -126,7 +127,7 @@ func (f *HTTPFrontend) newConn(c net.Conn) *clientConn {
 	if a, ok := c.RemoteAddr().(*net.TCPAddr); ok {
 		ip = a.IP.String()
 	}
-	return &clientConn{f: f, c: c, remoteIP: ip,
+	return &clientConn{f: f, c: c, remoteIP: ip, dl: deadlines{c: c},
 		br: bufio.NewReaderSize(c, 4096), bw: bufio.NewWriterSize(c, 4096)}
 }
 
@@ -134,13 +135,6 @@ func (cc *clientConn) close()          { cc.c.Close() }
 func (cc *clientConn) isActive() bool  { return cc.active.Load() }
 func (cc *clientConn) setClosing()     { cc.closing.Store(true) }
 func (cc *clientConn) wantClose() bool { return cc.closing.Load() }
-func (cc *clientConn) deadline(d time.Duration) {
-	if d > 0 {
-		cc.c.SetReadDeadline(time.Now().Add(d))
-	} else {
-		cc.c.SetReadDeadline(time.Time{})
-	}
-}
 
 func (cc *clientConn) serve() {
 	defer cc.close()
@@ -149,21 +143,23 @@ func (cc *clientConn) serve() {
 		// Wait for the first byte of the next request under the idle
 		// timeout, then for the whole head under the header timeout.
 		fc := f.cfg.Load()
-		cc.deadline(fc.TimeoutClient)
+		cc.dl.read(time.Now(), fc.TimeoutClient)
 		if _, err := cc.br.Peek(1); err != nil {
 			return
 		}
 		cc.active.Store(true)
+		start := time.Now()
 		fc = f.cfg.Load()
 		cc.fc = fc
-		if fc.TimeoutRequestHeader > 0 {
-			cc.deadline(fc.TimeoutRequestHeader)
+		// The header timeout matters only when the head has not arrived
+		// whole with its first bytes, as it nearly always does.
+		if fc.TimeoutRequestHeader > 0 && !headBuffered(cc.br) {
+			cc.dl.read(start, fc.TimeoutRequestHeader)
 		}
 		max := fc.MaxHeaderBytes
 		if max <= 0 {
 			max = 16384
 		}
-		start := time.Now()
 		err := readHead(cc.br, &cc.req, max)
 		if err == nil {
 			err = parseRequest(&cc.req)
@@ -191,7 +187,7 @@ func (cc *clientConn) serve() {
 // connection and destroy the error response before the client reads it.
 func (cc *clientConn) lingerClose() {
 	closeWrite(cc.c)
-	cc.c.SetReadDeadline(time.Now().Add(500 * time.Millisecond))
+	cc.dl.read(time.Now(), 500*time.Millisecond)
 	io.CopyN(io.Discard, cc.c, 256<<10)
 }
 
@@ -217,6 +213,7 @@ func (cc *clientConn) logParseError(err error) {
 
 // exchange is the state of one request as it goes through the proxy.
 type exchange struct {
+	start    time.Time
 	b        *Backend
 	bc       *BackendConfig
 	srv      *Server
@@ -239,7 +236,7 @@ func (cc *clientConn) handle(start time.Time) bool {
 	if len(path) > 0 && path[0] != '/' {
 		path = absPath(path)
 	}
-	var x exchange
+	x := exchange{start: start}
 	x.b = cc.fc.backendFor(req.host, path)
 	hasBody := req.chunked || req.contentLength > 0
 	clientKeep := req.minor == 1 && !req.connClose || req.minor == 0 && req.connKeepAlive
@@ -360,8 +357,7 @@ const (
 // try sends the request to srv once and relays the response.
 func (cc *clientConn) try(ctx context.Context, x *exchange, srv *Server, hasBody, upgrade bool) tryResult {
 	b, bc, req, f := x.b, x.bc, &cc.req, cc.f
-	now := time.Now()
-	sc := srv.pool.get(now)
+	sc := srv.pool.get(x.start)
 	reused := sc != nil
 attempt:
 	for {
@@ -377,9 +373,8 @@ attempt:
 			}
 		}
 		x.tConnect = time.Now()
-		if bc.ServerTimeout > 0 {
-			sc.SetDeadline(x.tConnect.Add(bc.ServerTimeout))
-		}
+		sc.dl.read(x.tConnect, bc.ServerTimeout)
+		sc.dl.write(x.tConnect, bc.ServerTimeout)
 		// The head, then the body as it arrives.
 		sc.bw.Write(cc.out)
 		var werr error
@@ -517,16 +512,16 @@ func (cc *clientConn) relay(x *exchange, srv *Server, sc *serverConn, upgrade bo
 	dechunk := resp.chunked && req.minor == 0
 	closeClient := untilClose || dechunk
 	cc.writeResponseHead(closeClient, false)
-	if fc.TimeoutClient > 0 {
-		cc.c.SetWriteDeadline(time.Now().Add(fc.TimeoutClient))
-	}
+	cc.dl.write(x.tResponse, fc.TimeoutClient)
+	first := true
 	before := func() {
-		if bc.ServerTimeout > 0 {
-			sc.SetReadDeadline(time.Now().Add(bc.ServerTimeout))
+		now := x.tResponse
+		if !first {
+			now = time.Now()
 		}
-		if fc.TimeoutClient > 0 {
-			cc.c.SetWriteDeadline(time.Now().Add(fc.TimeoutClient))
-		}
+		first = false
+		sc.dl.read(now, bc.ServerTimeout)
+		cc.dl.write(now, fc.TimeoutClient)
 	}
 	var n int64
 	var err error
@@ -568,8 +563,7 @@ func (cc *clientConn) relay(x *exchange, srv *Server, sc *serverConn, upgrade bo
 	if untilClose || resp.connClose || resp.minor == 0 && !resp.connKeepAlive {
 		sc.Close()
 	} else {
-		sc.SetDeadline(time.Time{})
-		srv.pool.put(sc, time.Now())
+		srv.pool.put(sc, x.tResponse)
 	}
 	if closeClient {
 		cc.setClosing()
@@ -578,10 +572,12 @@ func (cc *clientConn) relay(x *exchange, srv *Server, sc *serverConn, upgrade bo
 }
 
 // bodyDeadline extends the client's read deadline while a body streams in.
-func (cc *clientConn) bodyDeadline() {
-	if d := cc.fc.TimeoutClient; d > 0 {
-		cc.c.SetReadDeadline(time.Now().Add(d))
-	}
+func (cc *clientConn) bodyDeadline() { cc.dl.read(time.Now(), cc.fc.TimeoutClient) }
+
+// headBuffered reports whether a whole request head is already buffered.
+func headBuffered(br *bufio.Reader) bool {
+	b, _ := br.Peek(br.Buffered())
+	return bytes.Contains(b, []byte("\r\n\r\n")) || bytes.Contains(b, []byte("\n\n"))
 }
 
 // buildRequest appends the request head as sent to a server: the request
@@ -735,7 +731,7 @@ func (cc *clientConn) writeError(code int, keep bool) bool {
 	}
 	w.WriteString("\r\n\r\n")
 	w.WriteString(body)
-	cc.c.SetWriteDeadline(time.Now().Add(5 * time.Second))
+	cc.dl.write(time.Now(), 5*time.Second)
 	if w.Flush() != nil {
 		return false
 	}

@@ -26,7 +26,7 @@ type testProxy struct {
 	b    *Backend
 }
 
-func startProxy(t *testing.T, addrs []string, tune func(*HTTPConfig, *BackendConfig)) *testProxy {
+func startProxy(t testing.TB, addrs []string, tune func(*HTTPConfig, *BackendConfig)) *testProxy {
 	t.Helper()
 	bs := make([]balance.Server, len(addrs))
 	ss := make([]*Server, len(addrs))
@@ -64,7 +64,7 @@ func startProxy(t *testing.T, addrs []string, tune func(*HTTPConfig, *BackendCon
 	return &testProxy{addr: ln.Addr().String(), f: f, b: b}
 }
 
-func backend(t *testing.T, h http.HandlerFunc) string {
+func backend(t testing.TB, h http.HandlerFunc) string {
 	t.Helper()
 	s := httptest.NewServer(h)
 	t.Cleanup(s.Close)
