@@ -48,6 +48,26 @@ type Frontend struct {
 	// AccessLog writes one line per request (tcp: per connection) to the
 	// log (default true).
 	AccessLog *bool `yaml:"access_log"`
+
+	// Edge protection and TLS (see edge.go).
+	TLS *TLS `yaml:"tls"`
+	// RedirectHTTPS answers every plain-HTTP request with a 308 to https.
+	RedirectHTTPS bool `yaml:"redirect_https"`
+	// HSTS is the max-age of a Strict-Transport-Security header on TLS
+	// frontends (0: none).
+	HSTS Duration `yaml:"hsts"`
+	// ACL rules, first match wins; no match allows.
+	ACL       []ACLRule  `yaml:"acl"`
+	RateLimit *RateLimit `yaml:"rate_limit"`
+	// MaxConns caps the frontend's concurrent connections (0: no cap);
+	// beyond it new connections wait in the kernel's accept queue.
+	MaxConns int `yaml:"max_conns"`
+	// TrustedProxies are the peers (CIDRs) whose X-Forwarded-For and
+	// PROXY protocol headers are believed.
+	TrustedProxies []string `yaml:"trusted_proxies"`
+	// AcceptProxy expects a PROXY protocol v1 or v2 header on every
+	// connection from a trusted proxy.
+	AcceptProxy bool `yaml:"accept_proxy"`
 }
 
 // Route sends matching HTTP requests to a backend. Empty fields match anything.
@@ -77,6 +97,11 @@ type Backend struct {
 	// request, and how long a tcp-mode connection may idle (default 60s).
 	TimeoutServer Duration `yaml:"timeout_server"`
 	Servers       []Server `yaml:"servers"`
+	// TLS encrypts the connections to the servers.
+	TLS *BackendTLS `yaml:"tls"`
+	// SendProxy sends a PROXY protocol header (v1 or v2) on every
+	// connection to a server.
+	SendProxy string `yaml:"send_proxy"`
 }
 
 // Server is one backend server.
@@ -162,11 +187,17 @@ func (c *LB) setDefaults() {
 		if f.MaxHeaderBytes == 0 {
 			f.MaxHeaderBytes = 16384
 		}
+		if f.TLS != nil {
+			f.TLS.setDefaults()
+		}
 	}
 	for i := range c.Backends {
 		b := &c.Backends[i]
 		def(&b.Mode, "http")
 		def(&b.Balance, "roundrobin")
+		if b.TLS != nil {
+			b.TLS.setDefaults()
+		}
 		if b.Retries == nil {
 			b.Retries = ptr(3)
 		}
@@ -255,6 +286,10 @@ func (c *LB) validate() []*fieldError {
 				seenBind[a] = f.Name
 			}
 		}
+		if f.TLS != nil {
+			errs = append(errs, f.TLS.validate(p+".tls")...)
+		}
+		errs = append(errs, validateEdge(f, p)...)
 		if f.MaxHeaderBytes < 1024 || f.MaxHeaderBytes > 1<<20 {
 			add(errorf(p+".max_header_bytes", "%d: must be 1024..1048576", f.MaxHeaderBytes))
 		}
@@ -368,6 +403,12 @@ func (b *Backend) validate(p string) []*fieldError {
 		if h.Rise < 1 || h.Fall < 1 {
 			add(errorf(hp, "rise %d, fall %d: both must be at least 1", h.Rise, h.Fall))
 		}
+	}
+	if b.TLS != nil {
+		errs = append(errs, b.TLS.validate(p+".tls")...)
+	}
+	if b.SendProxy != "" && !oneOf(b.SendProxy, "v1", "v2") {
+		add(errorf(p+".send_proxy", "%q: must be v1 or v2", b.SendProxy))
 	}
 	if o := b.Observe; o != nil && o.ErrorLimit < 1 {
 		add(errorf(p+".observe.error_limit", "%d: must be at least 1", o.ErrorLimit))
