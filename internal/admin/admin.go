@@ -1,0 +1,118 @@
+// Package admin is the load balancer's admin endpoint: a JSON runtime API
+// (show and change servers, reload), a live stats page in the spirit of
+// HAProxy's, and Prometheus metrics on /metrics. It drives the load balancer
+// through the small Runtime interface, so tests use a fake.
+package admin
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"fulcrum/internal/lb"
+)
+
+// Runtime is what the admin endpoint needs of a load balancer. Errors that
+// wrap lb.ErrNotFound answer 404, lb.ErrInvalid 400, others 500.
+type Runtime interface {
+	Status() lb.Status
+	SetWeight(backend, server, weight string) error
+	SetState(backend, server, state string) error
+	SetChecks(backend, server string, on bool) error
+	ForceHealth(backend, server string, up bool) error
+	AddServer(backend, server, addr string, weight int) error
+	DelServer(backend, server string) error
+}
+
+var _ Runtime = (*lb.LB)(nil)
+
+// Options configure the admin endpoint.
+type Options struct {
+	// LB is the load balancer shown and controlled.
+	LB Runtime
+	// Reload re-reads the configuration file; nil makes POST /api/reload
+	// answer 501.
+	Reload func() error
+	// Addr is the address the handler is served on. When its host is not a
+	// loopback address (or is empty, meaning every interface) every request
+	// but the static page needs Token; with no Token set such requests are
+	// refused.
+	Addr string
+	// Token, when set, is the bearer token every API and /metrics request
+	// must carry (Authorization: Bearer TOKEN), on any address.
+	Token string
+	// Logger receives changes made through the API (nil: discarded).
+	Logger *slog.Logger
+	// Interval between samples of the counters for request rates
+	// (default 1s).
+	Interval time.Duration
+	// History is how many samples each sparkline keeps (default 60).
+	History int
+	// Now is the clock (default time.Now).
+	Now func() time.Time
+	// ResponseTimes, when set, returns every server's response-time
+	// histogram for fulcrum_server_response_time_seconds (nil: not exported).
+	ResponseTimes func() []ServerTimes
+}
+
+// Admin is the admin endpoint: an http.Handler, and a sampler of request
+// rates that Run drives.
+type Admin struct {
+	opts    Options
+	log     *slog.Logger
+	mux     *http.ServeMux
+	rates   *rates
+	authReq bool // a token is required (Token set, or Addr not loopback)
+}
+
+// New returns the admin endpoint for opts. Call Run to compute rates.
+func New(opts Options) *Admin {
+	if opts.Interval <= 0 {
+		opts.Interval = time.Second
+	}
+	if opts.History <= 0 {
+		opts.History = 60
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	a := &Admin{
+		opts:    opts,
+		log:     opts.Logger,
+		rates:   newRates(opts.History),
+		authReq: opts.Token != "" || !Loopback(opts.Addr),
+	}
+	a.mux = a.routes()
+	return a
+}
+
+// ServeHTTP serves the stats page, the API and /metrics.
+func (a *Admin) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if !a.allow(w, r) {
+		return
+	}
+	a.mux.ServeHTTP(w, r)
+}
+
+// Run samples the load balancer's counters every Interval to compute
+// request rates, until ctx is done.
+func (a *Admin) Run(ctx context.Context) {
+	a.sample()
+	t := time.NewTicker(a.opts.Interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			a.sample()
+		}
+	}
+}
+
+func (a *Admin) sample() { a.rates.sample(a.opts.Now(), a.opts.LB.Status()) }
