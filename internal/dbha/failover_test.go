@@ -235,7 +235,22 @@ func TestFailoverUnderWriteLoadLosesNothing(t *testing.T) {
 		t.Logf("failover %d: %s is primary; kill to first write %v", i+1, m.Status().Primary, d.Round(time.Millisecond))
 		outages = append(outages, d)
 	}
+	// A planned switchover under the same load loses nothing either.
+	var target string
+	for _, n := range m.Status().Nodes {
+		if n.Role == "replica" {
+			target = n.Name
+		}
+	}
+	n0 := w.count()
+	if err := m.Switchover(context.Background(), target); err != nil {
+		t.Fatalf("Switchover(%s) = %v", target, err)
+	}
+	waitFor(t, 10*time.Second, "writes on the switchover target", func() bool { return w.count() > n0+50 })
 	w.stop()
+	if p := m.Status().Primary; p != target {
+		t.Errorf("Primary after switchover = %s, want %s", p, target)
+	}
 	checkAcked(t, l, w, m.Status().Primary)
 	waitConverged(t, l, m, l.Credentials().Database+".load_t")
 	t.Logf("%d writes acknowledged, %d failed; kill to first write: median %v, all %v", w.count(), w.errs, median(outages), outages)

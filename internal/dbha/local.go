@@ -346,13 +346,40 @@ func (l *Local) create(ctx context.Context, cfg LocalConfig) error {
 }
 
 func installDB(ctx context.Context, dataDir string) error {
-	cmd := exec.CommandContext(ctx, "mariadb-install-db", "--no-defaults", "--datadir="+dataDir,
-		"--user=root", "--auth-root-authentication-method=normal", "--skip-test-db",
-		"--innodb-log-file-size=8M", "--innodb-buffer-pool-size=16M")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("dbha: mariadb-install-db --datadir=%s: %v: %s", dataDir, err, lastLines(string(out), 5))
+	var err error
+	for try := 0; try < 2; try++ {
+		if try > 0 {
+			// A bootstrap that failed (seen under heavy load) leaves a
+			// partial directory; start again from nothing.
+			os.RemoveAll(dataDir)
+		}
+		cmd := exec.CommandContext(ctx, "mariadb-install-db", "--no-defaults", "--datadir="+dataDir,
+			"--user=root", "--auth-root-authentication-method=normal", "--skip-test-db",
+			"--innodb-log-file-size=8M", "--innodb-buffer-pool-size=16M")
+		out, runErr := cmd.CombinedOutput()
+		if runErr == nil {
+			return nil
+		}
+		err = fmt.Errorf("dbha: mariadb-install-db --datadir=%s: %v: %s", dataDir, runErr, errorLines(string(out)))
 	}
-	return nil
+	return err
+}
+
+// errorLines picks the lines of a program's output that say what failed.
+func errorLines(out string) string {
+	var picked []string
+	for _, ln := range strings.Split(out, "\n") {
+		if strings.Contains(ln, "ERROR") || strings.Contains(ln, "rror:") || strings.Contains(ln, "FATAL") {
+			picked = append(picked, strings.TrimSpace(ln))
+		}
+	}
+	if len(picked) == 0 {
+		return lastLines(out, 5)
+	}
+	if len(picked) > 5 {
+		picked = picked[:5]
+	}
+	return strings.Join(picked, " | ")
 }
 
 // serverArgs are the replication settings of issue 3. Every node starts
