@@ -139,7 +139,7 @@ func (s *Server) routes(ups []*upstream) (mux *http.ServeMux, err error) {
 		}
 	}()
 	mux = http.NewServeMux()
-	mux.HandleFunc("GET /healthz", s.healthz)
+	mux.HandleFunc("/healthz", s.healthz)
 	catchAll := false
 	for _, up := range ups {
 		up.register(mux)
@@ -255,7 +255,17 @@ func (s *Server) closeStatic() {
 
 // healthz answers 200 when this server can serve: not shutting down, the
 // database primary known, the application ready; else 503 with the reason.
+//
+// It answers OPTIONS like GET, because a load balancer's HTTP check sends
+// OPTIONS by default (HAProxy's option httpchk).
 func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
+	switch r.Method {
+	case http.MethodGet, http.MethodHead, http.MethodOptions:
+	default:
+		w.Header().Set("Allow", "GET, HEAD, OPTIONS")
+		http.Error(w, "405 method not allowed", http.StatusMethodNotAllowed)
+		return
+	}
 	status := http.StatusOK
 	ok, msg := s.health()
 	if !ok {

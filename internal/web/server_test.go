@@ -65,6 +65,8 @@ func TestServedByEverywhere(t *testing.T) {
 		{"GET", "/style.css", 200},
 		{"GET", "/healthz", 200},
 		{"POST", "/healthz", 405},
+		{"OPTIONS", "/healthz", 200},
+		{"HEAD", "/healthz", 200},
 		{"GET", "/legacy/x", 200},
 		{"GET", "/gone/x", 502},
 	} {
