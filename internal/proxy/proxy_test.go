@@ -10,12 +10,15 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"fulcrum/internal/balance"
+	"fulcrum/internal/testenv"
 )
 
 // testProxy is an HTTP frontend on 127.0.0.1:0 in front of the given
@@ -498,4 +501,49 @@ func TestGracefulShutdown(t *testing.T) {
 	if err := <-shut; err != nil {
 		t.Errorf("Shutdown() = %v, want nil", err)
 	}
+}
+
+// A 1 GiB upload streams through: the heap of the whole process (client,
+// proxy and server) stays far below the body's size.
+func TestUpload1GiBStreams(t *testing.T) {
+	testenv.Short(t)
+	const size = 1 << 30
+	addr := backend(t, func(w http.ResponseWriter, r *http.Request) {
+		n, _ := io.Copy(io.Discard, r.Body)
+		fmt.Fprint(w, n)
+	})
+	p := startProxy(t, []string{addr}, nil)
+	var peak atomic.Uint64
+	done := make(chan struct{})
+	go func() {
+		var ms runtime.MemStats
+		for {
+			select {
+			case <-done:
+				return
+			case <-time.After(20 * time.Millisecond):
+			}
+			runtime.ReadMemStats(&ms)
+			if ms.HeapInuse > peak.Load() {
+				peak.Store(ms.HeapInuse)
+			}
+		}
+	}()
+	req, _ := http.NewRequest("POST", "http://"+p.addr+"/up", io.LimitReader(zeros{}, size))
+	req.ContentLength = size
+	c := &http.Client{Timeout: 2 * time.Minute}
+	resp, err := c.Do(req)
+	close(done)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if string(body) != fmt.Sprint(size) {
+		t.Errorf("server received %s bytes, want %d", body, size)
+	}
+	if pk := peak.Load(); pk > 64<<20 {
+		t.Errorf("peak heap in use = %d MiB during a 1 GiB upload, want under 64 MiB", pk>>20)
+	}
+	t.Logf("peak heap in use during a 1 GiB upload: %.1f MiB", float64(peak.Load())/(1<<20))
 }
