@@ -519,7 +519,7 @@ func (m *Manager) checkPrimary(ctx context.Context, p *NodeStatus, st []*NodeSta
 		}
 	}
 	if hasReplicas && !p.SemiSyncMasterEnabled {
-		if _, err := m.dbs[p.Name].ExecContext(ctx, "SET GLOBAL rpl_semi_sync_master_enabled=1"); err != nil {
+		if err := m.execAll(ctx, p.Name, "SET GLOBAL rpl_semi_sync_master_enabled=1"); err != nil {
 			m.note("semi:"+p.Name, "semi-sync", p.Name, "enabling semi-sync on %s: %v", p.Name, err)
 		} else {
 			m.event("semi-sync", p.Name, "semi-sync enabled on primary %s", p.Name)
@@ -535,7 +535,7 @@ func (m *Manager) checkPrimary(ctx context.Context, p *NodeStatus, st []*NodeSta
 		}
 		if !s.ReadOnly {
 			// Fencing: one writable node only.
-			if _, err := m.dbs[s.Name].ExecContext(ctx, "SET GLOBAL read_only=1"); err != nil {
+			if err := m.execAll(ctx, s.Name, "SET GLOBAL read_only=1"); err != nil {
 				m.note("fence:"+s.Name, "fence-failed", s.Name, "%s is writable beside primary %s, and setting it read-only failed: %v", s.Name, p.Name, err)
 				continue
 			}
@@ -594,7 +594,12 @@ func (m *Manager) changeMaster(to string) string {
 	return changeMaster(host, port, m.cfg.ReplUser, m.cfg.ReplPassword)
 }
 
+// execAll runs stmts on node in order, stopping at the first error. The
+// whole is bounded by DrainTimeout so that a hung node cannot stall the
+// manager.
 func (m *Manager) execAll(ctx context.Context, node string, stmts ...string) error {
+	ctx, cancel := context.WithTimeout(ctx, m.cfg.DrainTimeout)
+	defer cancel()
 	for _, s := range stmts {
 		if _, err := m.dbs[node].ExecContext(ctx, s); err != nil {
 			return fmt.Errorf("%s: %s: %w", node, redact(s), err)
