@@ -29,6 +29,10 @@ type Web struct {
 	// Grace is how long in-flight requests may take to finish on SIGTERM
 	// (default 10s).
 	Grace Duration `yaml:"grace"`
+	// Drain is how long the server keeps serving after SIGTERM while
+	// /healthz answers 503, so that load balancers stop sending before the
+	// listener closes (default 0s: close at once). Grace starts after it.
+	Drain Duration `yaml:"drain"`
 	// AccessLog logs one line per request (default true).
 	AccessLog *bool `yaml:"access_log"`
 	// Static serves a directory of files (nil: no static files).
@@ -196,6 +200,9 @@ func (c *Web) validate() []*fieldError {
 	}
 	if c.Grace.D() < 0 {
 		add(errorf("grace", "%v: must not be negative", c.Grace.D()))
+	}
+	if c.Drain.D() < 0 {
+		add(errorf("drain", "%v: must not be negative", c.Drain.D()))
 	}
 	if s := c.Static; s != nil {
 		if s.Root == "" {

@@ -100,6 +100,7 @@ func TestParseWebErrors(t *testing.T) {
 		{"url query", base + "upstreams: [{path_prefix: /a, url: 'http://a:1/?q=1'}]\n", "must not carry a query"},
 		{"bad timeout", base + "upstreams: [{path_prefix: /a, url: 'http://a:1', timeout: -1s}]\n", "upstreams[0].timeout: -1s: must be positive"},
 		{"bad duration", base + "grace: soon\n", `invalid duration "soon"`},
+		{"negative drain", base + "static: {root: /s}\ndrain: -1s\n", "drain: -1s: must not be negative"},
 		{"db no nodes", base + "app: guestbook\ndatabase: {user: u, name: n}\n", "database.nodes: at least one node is required"},
 		{"db bad node", base + "app: guestbook\ndatabase: {nodes: [x], user: u, name: n}\n", `database.nodes[0]: "x": want host:port`},
 		{"db dup node", base + "app: guestbook\ndatabase: {nodes: ['a:1', 'a:1'], user: u, name: n}\n", `database.nodes[1]: "a:1": duplicate node`},

@@ -174,8 +174,9 @@ func (s *Server) ListenAndServe(ctx context.Context) error {
 }
 
 // Serve serves HTTP on ln, and the admin handler on the configured admin
-// address, until ctx ends; then it shuts down gracefully: it stops
-// accepting, answers 503 on /healthz to connections still open, lets
+// address, until ctx ends; then it shuts down gracefully: it answers 503 on
+// /healthz, keeps serving for the configured drain period, stops
+// accepting, lets
 // in-flight requests finish within the configured grace period, closes what
 // remains and the database connections. It returns nil after a clean
 // shutdown.
@@ -229,6 +230,14 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		err = fmt.Errorf("web: %w", err)
 	case <-ctx.Done():
 		s.draining.Store(true)
+		if d := s.cfg.Drain.D(); d > 0 {
+			s.log.Info("web server draining", "drain", d)
+			select {
+			case <-time.After(d):
+			case serveErr := <-errc:
+				errc <- serveErr // the listener failed; nothing to wait for
+			}
+		}
 		s.log.Info("web server shutting down", "grace", s.cfg.Grace.D())
 		sctx, cancel := context.WithTimeout(context.Background(), s.cfg.Grace.D())
 		if serr := srv.Shutdown(sctx); serr != nil {

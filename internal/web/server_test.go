@@ -400,3 +400,33 @@ func TestAdmin(t *testing.T) {
 		}
 	}
 }
+
+func TestDrain(t *testing.T) {
+	s := newTestServer(t, &config.Web{Static: &config.Static{Root: siteDir(t)}, Drain: config.Duration(400 * time.Millisecond)})
+	addr, stop := serve(t, s)
+	client := &http.Client{Transport: &http.Transport{}} // keeps its connection
+	status := func(path string) int {
+		resp, err := client.Get("http://" + addr + path)
+		if err != nil {
+			return 0
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if got := status("/healthz"); got != 200 {
+		t.Fatalf("GET /healthz before shutdown = %d, want 200", got)
+	}
+	stopped := make(chan error, 1)
+	go func() { stopped <- stop() }()
+	time.Sleep(100 * time.Millisecond)
+	if got := status("/healthz"); got != 503 {
+		t.Errorf("GET /healthz while draining = %d, want 503", got)
+	}
+	if got := status("/style.css"); got != 200 {
+		t.Errorf("GET /style.css while draining = %d, want 200", got)
+	}
+	if err := <-stopped; err != nil {
+		t.Errorf("Serve() = %v, want nil", err)
+	}
+}
