@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"net"
+	"net/http"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -20,6 +21,8 @@ type Backend struct {
 
 	bal     balance.Balancer
 	cfg     atomic.Pointer[BackendConfig]
+	h2once  sync.Once
+	h2rt    *http.Transport // for HTTP/2 client streams
 	mu      sync.Mutex // guards writes of servers
 	servers atomic.Pointer[[]*Server]
 }
@@ -140,6 +143,7 @@ type Counters struct {
 	Redispatch  atomic.Uint64 // wredis
 	Status      [6]atomic.Uint64
 	TimeTotalNs atomic.Uint64 // sum of response times, for averages
+	TLSErrors   atomic.Uint64 // failed TLS handshakes (frontends)
 }
 
 // countStatus records one response of the given status code.

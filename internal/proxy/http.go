@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"io"
 	"log/slog"
@@ -91,9 +92,36 @@ func (f *HTTPFrontend) Serve(ln net.Listener) error {
 		}
 		go func() {
 			defer f.conns.remove(cc)
+			if tc, ok := c.(*tls.Conn); ok && !f.handshake(cc, tc) {
+				return
+			}
 			cc.serve()
 		}()
 	})
+}
+
+// handshake completes a TLS handshake under the request-header timeout and
+// serves HTTP/2 when ALPN chose it; it returns true when the connection
+// goes on as HTTP/1.x.
+func (f *HTTPFrontend) handshake(cc *clientConn, tc *tls.Conn) bool {
+	fc := f.cfg.Load()
+	if d := fc.TimeoutRequestHeader; d > 0 {
+		tc.SetDeadline(time.Now().Add(d))
+	}
+	if err := tc.Handshake(); err != nil {
+		f.Stats.TLSErrors.Add(1)
+		tc.Close()
+		return false
+	}
+	tc.SetDeadline(time.Time{})
+	cc.proto = "https"
+	if tc.ConnectionState().NegotiatedProtocol == "h2" {
+		cc.active.Store(true) // served by http2 until it ends
+		f.serveH2(tc, fc)
+		tc.Close()
+		return false
+	}
+	return true
 }
 
 // Shutdown makes every connection close after its current request, closes
@@ -110,6 +138,7 @@ type clientConn struct {
 	br       *bufio.Reader
 	bw       *bufio.Writer
 	remoteIP string
+	proto    string // "https" on TLS connections; else the frontend's Proto
 	fc       *HTTPConfig // the frontend's configuration for the current request
 	dl       deadlines
 	req      head
@@ -614,7 +643,10 @@ func (cc *clientConn) buildRequest(out []byte, upgrade bool) []byte {
 		out = append(out, req.upgrade...)
 		out = append(out, "\r\n"...)
 	}
-	proto := cc.fc.Proto
+	proto := cc.proto
+	if proto == "" {
+		proto = cc.fc.Proto
+	}
 	if proto == "" {
 		proto = "http"
 	}
