@@ -23,7 +23,7 @@ type Backend struct {
 	cfg     atomic.Pointer[BackendConfig]
 	h2once  sync.Once
 	h2rt    *http.Transport // for HTTP/2 client streams
-	mu      sync.Mutex // guards writes of servers
+	mu      sync.Mutex      // guards writes of servers
 	servers atomic.Pointer[[]*Server]
 }
 

@@ -138,7 +138,7 @@ type clientConn struct {
 	br       *bufio.Reader
 	bw       *bufio.Writer
 	remoteIP string
-	proto    string // "https" on TLS connections; else the frontend's Proto
+	proto    string      // "https" on TLS connections; else the frontend's Proto
 	fc       *HTTPConfig // the frontend's configuration for the current request
 	dl       deadlines
 	req      head
