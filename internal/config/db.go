@@ -8,7 +8,21 @@ import (
 )
 
 // DB is the file format of `fulcrum db manage -c FILE`: existing MariaDB
-// servers for the failover manager to watch.
+// servers for the failover manager to watch. For example:
+//
+//	admin: 127.0.0.1:9910
+//	admin_user: fulcrum_admin
+//	admin_password_file: /etc/fulcrum/db-admin.password
+//	repl_user: fulcrum_repl
+//	repl_password_file: /etc/fulcrum/db-repl.password
+//	nodes:
+//	  - {name: db1, address: 192.0.2.11:3306}
+//	  - {name: db2, address: 192.0.2.12:3306}
+//	  - {name: db3, address: 192.0.2.13:3306}
+//	failover_cooldown: 1h
+//	auto_rejoin: true
+//	hooks:
+//	  on_failover: ["logger -t fulcrum \"db failover $FULCRUM_DB_OLD_PRIMARY -> $FULCRUM_DB_NEW_PRIMARY\""]
 type DB struct {
 	// Admin is the address of the manager's status, /metrics and
 	// switchover API (default 127.0.0.1:9910).

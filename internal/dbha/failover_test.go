@@ -254,8 +254,13 @@ func TestFailoverUnderWriteLoadLosesNothing(t *testing.T) {
 	checkAcked(t, l, w, m.Status().Primary)
 	waitConverged(t, l, m, l.Credentials().Database+".load_t")
 	t.Logf("%d writes acknowledged, %d failed; kill to first write: median %v, all %v", w.count(), w.errs, median(outages), outages)
-	if s := m.Status(); s.Failovers != 5 {
-		t.Errorf("Failovers = %d, want 5", s.Failovers)
+	s := m.Status()
+	if s.Failovers != 5 || s.Switchovers != 1 {
+		t.Errorf("Failovers = %d, Switchovers = %d; want 5, 1", s.Failovers, s.Switchovers)
+	}
+	// cluster.env follows the changes of primary: primary first.
+	if got := l.Addrs()[0]; got != s.PrimaryAddr {
+		t.Errorf("cluster.env lists %s first, want the primary %s", got, s.PrimaryAddr)
 	}
 }
 

@@ -669,7 +669,9 @@ func (m *Manager) choose(replicas []*NodeStatus) ([]candidate, map[string]string
 
 // drain waits until node has applied everything its IO thread received.
 // The replication threads are not restarted before: a GTID replica would
-// discard its unapplied relay log (MDEV-4698).
+// discard its unapplied relay log (MDEV-4698). Gtid_IO_Pos moves only once
+// a whole event group is in the relay log (MDEV-27697, MDEV-28550), so
+// the wait never aims at a half-received transaction.
 func (m *Manager) drain(ctx context.Context, node string) error {
 	db := m.dbs[node]
 	rs, err := readReplica(ctx, db)
