@@ -45,6 +45,7 @@ type Server struct {
 	static  *static        // nil without static files
 	app     *guestbook.App // nil without an application
 	db      *database      // nil without a database
+	ups     []*upstream
 	// primary reports the database primary for /healthz (nil without a
 	// database); tests replace it.
 	primary func() (string, error)
@@ -103,6 +104,7 @@ func New(cfg *config.Web, log *slog.Logger) (*Server, error) {
 		}
 		ups = append(ups, up)
 	}
+	s.ups = ups
 	mux, err := s.routes(ups)
 	if err != nil {
 		s.closeStatic()
@@ -251,6 +253,9 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	bg.Wait()
 	if s.db != nil {
 		s.db.close()
+	}
+	for _, up := range s.ups {
+		up.transport.CloseIdleConnections()
 	}
 	s.log.Info("web server stopped")
 	return err

@@ -17,8 +17,9 @@ import (
 // upstream reverse-proxies a path prefix to an application server: the
 // design's web server → application server split.
 type upstream struct {
-	prefix string // without a trailing slash, "" for "/"
-	proxy  *httputil.ReverseProxy
+	prefix    string // without a trailing slash, "" for "/"
+	proxy     *httputil.ReverseProxy
+	transport *http.Transport
 }
 
 func newUpstream(u config.Upstream, log *slog.Logger) (*upstream, error) {
@@ -39,6 +40,7 @@ func newUpstream(u config.Upstream, log *slog.Logger) (*upstream, error) {
 		TLSHandshakeTimeout:   5 * time.Second,
 		ResponseHeaderTimeout: u.Timeout.D(),
 	}
+	up.transport = tr
 	up.proxy = &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			if u.StripPrefix {
