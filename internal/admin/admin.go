@@ -6,9 +6,14 @@ package admin
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
+	"os"
+	"strings"
 	"time"
 
 	"fulcrum/internal/lb"
@@ -116,3 +121,35 @@ func (a *Admin) Run(ctx context.Context) {
 }
 
 func (a *Admin) sample() { a.rates.sample(a.opts.Now(), a.opts.LB.Status()) }
+
+// Serve serves the admin endpoint on ln and samples rates until ctx is
+// done, then closes ln and the connections it accepted.
+func (a *Admin) Serve(ctx context.Context, ln net.Listener) error {
+	srv := &http.Server{Handler: a, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
+		ErrorLog: slog.NewLogLogger(a.log.Handler(), slog.LevelWarn)}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go a.Run(ctx)
+	go func() {
+		<-ctx.Done()
+		srv.Close()
+	}()
+	if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("admin %s: %w", ln.Addr(), err)
+	}
+	return nil
+}
+
+// ReadToken reads a bearer token file (admin_token_file): its content
+// without surrounding white space, which must not be empty.
+func ReadToken(file string) (string, error) {
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return "", fmt.Errorf("admin_token_file: %w", err)
+	}
+	tok := strings.TrimSpace(string(b))
+	if tok == "" {
+		return "", fmt.Errorf("admin_token_file %s: empty", file)
+	}
+	return tok, nil
+}

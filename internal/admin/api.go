@@ -223,6 +223,9 @@ func decodeBody(r *http.Request, v any) error {
 	if err := dec.Decode(v); err != nil {
 		return fmt.Errorf("request body: %v: %w", err, lb.ErrInvalid)
 	}
+	if dec.Decode(&struct{}{}) != io.EOF {
+		return fmt.Errorf("request body: one JSON object expected, more follows: %w", lb.ErrInvalid)
+	}
 	return nil
 }
 

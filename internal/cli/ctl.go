@@ -101,12 +101,11 @@ func runCtl(ctx context.Context, e env, args []string) int {
 	}
 	token := ""
 	if *tokenFile != "" {
-		b, err := os.ReadFile(*tokenFile)
-		if err != nil {
+		var err error
+		if token, err = admin.ReadToken(*tokenFile); err != nil {
 			fmt.Fprintln(e.stderr, "fulcrum ctl:", err)
 			return exitFailure
 		}
-		token = strings.TrimSpace(string(b))
 	}
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()
