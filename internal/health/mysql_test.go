@@ -42,8 +42,14 @@ func newMariaDB(t *testing.T, serverID int) *mariadb {
 	bins := testenv.Program(t, "mariadb-install-db", "mariadbd")
 	dir := t.TempDir()
 	data := filepath.Join(dir, "data")
+	// A private tmpdir: bootstrap temporary tables in a shared /tmp have
+	// been seen to collide with other instances and crash the install.
+	tmp := filepath.Join(dir, "tmp")
+	if err := os.Mkdir(tmp, 0o700); err != nil {
+		t.Fatal(err)
+	}
 	out, err := exec.Command(bins[0], "--no-defaults", "--datadir="+data, "--user=root",
-		"--auth-root-authentication-method=normal", "--skip-test-db").CombinedOutput()
+		"--auth-root-authentication-method=normal", "--skip-test-db", "--tmpdir="+tmp).CombinedOutput()
 	if err != nil {
 		t.Fatalf("mariadb-install-db: %v\n%s", err, out)
 	}
@@ -59,7 +65,7 @@ func newMariaDB(t *testing.T, serverID int) *mariadb {
 		"--port=" + strconv.Itoa(port), "--bind-address=127.0.0.1", "--user=root",
 		"--server-id=" + strconv.Itoa(serverID), "--log-bin=mysql-bin", "--skip-name-resolve",
 		"--pid-file=" + filepath.Join(dir, "mysqld.pid"), "--log-error=" + filepath.Join(dir, "error.log"),
-		"--innodb-buffer-pool-size=16M", "--innodb-log-file-size=8M", "--performance-schema=off"}
+		"--tmpdir=" + tmp, "--innodb-buffer-pool-size=16M", "--innodb-log-file-size=8M", "--performance-schema=off"}
 	cfg := mysql.NewConfig()
 	cfg.Net, cfg.Addr, cfg.User = "unix", sock, "root"
 	cfg.Logger = &mysql.NopLogger{}
