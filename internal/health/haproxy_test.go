@@ -408,8 +408,9 @@ backend b
 	if next.IsZero() {
 		t.Fatalf("haproxy: no check within 10s of reaching the error limit, want one within fastinter %v", fastinter)
 	}
-	if d := next.Sub(trigger); d > fastinter+200*time.Millisecond {
-		t.Errorf("haproxy checked %v after reaching the error limit, want within fastinter %v", d, fastinter)
+	// Only a loaded machine makes it later than fastinter; inter is 30s.
+	if d := next.Sub(trigger); d > 5*time.Second {
+		t.Errorf("haproxy checked %v after reaching the error limit, want about fastinter %v, far from inter %v", d, fastinter, inter)
 	}
 	p := clk.pending()
 	for deadline := time.Now().Add(5 * time.Second); (len(p) != 1 || p[0] > fastinter) && time.Now().Before(deadline); p = clk.pending() {
