@@ -680,15 +680,14 @@ func (l *Local) finishPrimary(ctx context.Context, prim LocalNode, replicas bool
 }
 
 // restart starts the nodes of an existing cluster and gives them back their
-// roles: the recorded primary writable, every other node a replica of it.
+// roles: the primary writable, every other node a replica of it. The
+// servers say who the primary is (a manager may have failed over since
+// cluster.json was written); cluster.json decides only when they cannot.
 func (l *Local) restart(ctx context.Context) error {
 	if err := l.startAll(ctx); err != nil {
 		return err
 	}
-	l.mu.Lock()
-	primName := l.state.Primary
-	l.mu.Unlock()
-	prim, err := l.node(primName)
+	prim, err := l.findPrimary(ctx)
 	if err != nil {
 		return err
 	}
@@ -707,7 +706,7 @@ func (l *Local) restart(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("dbha: %s: %w", n.Name, err)
 		}
-		if rs == nil || rs.MasterHost+":"+strconv.Itoa(rs.MasterPort) != prim.Addr {
+		if rs == nil || rs.MasterAddr() != prim.Addr {
 			if err := l.attach(ctx, n, prim, rs == nil); err != nil {
 				return err
 			}
@@ -717,6 +716,56 @@ func (l *Local) restart(ctx context.Context) error {
 		return err
 	}
 	return l.waitReplicas(ctx, prim)
+}
+
+// findPrimary asks the running nodes: the one writable node that
+// replicates from nobody; else the node the replicas point to, if it
+// replicates from nobody; else the primary recorded in cluster.json.
+func (l *Local) findPrimary(ctx context.Context) (LocalNode, error) {
+	nodes := l.Nodes()
+	var writable []LocalNode
+	votes := map[string]int{}
+	free := map[string]bool{}
+	for _, n := range nodes {
+		db, err := l.rootDB(n)
+		if err != nil {
+			return LocalNode{}, err
+		}
+		var ro int
+		err = db.QueryRowContext(ctx, "SELECT @@read_only").Scan(&ro)
+		var rs *ReplicaStatus
+		if err == nil {
+			rs, err = readReplica(ctx, db)
+		}
+		db.Close()
+		if err != nil {
+			return LocalNode{}, fmt.Errorf("dbha: %s: %w", n.Name, err)
+		}
+		if rs == nil {
+			free[n.Name] = true
+			if ro == 0 {
+				writable = append(writable, n)
+			}
+			continue
+		}
+		votes[rs.MasterAddr()]++
+	}
+	if len(writable) == 1 {
+		return writable[0], nil
+	}
+	best, bestVotes := LocalNode{}, 0
+	for _, n := range nodes {
+		if votes[n.Addr] > bestVotes && free[n.Name] {
+			best, bestVotes = n, votes[n.Addr]
+		}
+	}
+	if bestVotes > 0 {
+		return best, nil
+	}
+	l.mu.Lock()
+	name := l.state.Primary
+	l.mu.Unlock()
+	return l.node(name)
 }
 
 // waitReplicas waits until every replica has applied the primary's binlog,

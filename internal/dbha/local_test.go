@@ -74,6 +74,20 @@ func TestLocalClusterStartRestart(t *testing.T) {
 		}
 	}
 
+	// A switchover that cluster.json does not hear of (a manager without
+	// OnPrimaryChange): the restart must take the roles from the servers.
+	cfg := l.ManagerConfig()
+	cfg.OnPrimaryChange = nil
+	ms, err := NewManager(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ms.Check(ctx)
+	if err := ms.Switchover(ctx, "db2"); err != nil {
+		t.Fatalf("Switchover(db2) = %v", err)
+	}
+	ms.Close()
+
 	// Restart: the same roles, the data kept.
 	if err := l.Stop(); err != nil {
 		t.Fatal(err)
@@ -94,10 +108,13 @@ func TestLocalClusterStartRestart(t *testing.T) {
 	}
 	defer m.Close()
 	s := m.Check(ctx)
-	if s.Primary != "db1" {
-		t.Errorf("primary after restart = %q, want db1", s.Primary)
+	if s.Primary != "db2" {
+		t.Errorf("primary after restart = %q, want db2", s.Primary)
 	}
-	for _, n := range s.Nodes[1:] {
+	for _, n := range s.Nodes {
+		if n.Name == "db2" {
+			continue
+		}
 		if n.Role != "replica" || !n.ReadOnly || n.Replica == nil || !n.Replica.Healthy() {
 			t.Errorf("%s after restart: role %q read_only %v replica %+v, want a healthy read-only replica", n.Name, n.Role, n.ReadOnly, n.Replica)
 		}
@@ -108,6 +125,7 @@ func TestLocalClusterStartRestart(t *testing.T) {
 	}
 
 	// A fourth node joins a primary that holds data: dump, then replication.
+	app = openAs(t, nodes[1].Addr, c.AppUser, c.AppPassword, c.Database)
 	if _, err := app.ExecContext(ctx, "INSERT INTO t VALUES (2, 'two')"); err != nil {
 		t.Fatal(err)
 	}
