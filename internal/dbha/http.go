@@ -63,7 +63,8 @@ var (
 	descSQL       = prometheus.NewDesc("fulcrum_db_replication_sql_running", "Whether the replica SQL thread runs.", []string{"node"}, nil)
 	descErrant    = prometheus.NewDesc("fulcrum_db_replication_errant_gtids", "Errant GTIDs found on the node (written on a replica itself).", []string{"node"}, nil)
 	descSemiOn    = prometheus.NewDesc("fulcrum_db_semisync_master_enabled", "rpl_semi_sync_master_enabled on the node.", []string{"node"}, nil)
-	descSemiAct   = prometheus.NewDesc("fulcrum_db_semisync_master_active", "Rpl_semi_sync_master_status: 0 when semi-sync fell back to asynchronous.", []string{"node"}, nil)
+	descSemiAct   = prometheus.NewDesc("fulcrum_db_semisync_master_active", "Rpl_semi_sync_master_status (0 also before the first acknowledged commit).", []string{"node"}, nil)
+	descSemiFB    = prometheus.NewDesc("fulcrum_db_semisync_master_fallback", "1 when semi-sync is enabled but fell back to asynchronous: commits are acknowledged without a replica.", []string{"node"}, nil)
 	descSemiCl    = prometheus.NewDesc("fulcrum_db_semisync_master_clients", "Semi-sync replicas attached to the node.", []string{"node"}, nil)
 	descSemiNoTx  = prometheus.NewDesc("fulcrum_db_semisync_master_no_tx", "Commits the node acknowledged without a replica (Rpl_semi_sync_master_no_tx).", []string{"node"}, nil)
 	descFailovers = prometheus.NewDesc("fulcrum_db_failovers_total", "Failovers performed by this manager.", nil, nil)
@@ -74,7 +75,7 @@ var (
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descUp, descRole, descRO, descLag, descBehind, descIO, descSQL, descErrant,
-		descSemiOn, descSemiAct, descSemiCl, descSemiNoTx, descFailovers, descSwitch, descLastFO, descHeld} {
+		descSemiOn, descSemiAct, descSemiFB, descSemiCl, descSemiNoTx, descFailovers, descSwitch, descLastFO, descHeld} {
 		ch <- d
 	}
 }
@@ -107,6 +108,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		g(descErrant, float64(len(n.Errant)), n.Name)
 		g(descSemiOn, b2f(n.SemiSyncMasterEnabled), n.Name)
 		g(descSemiAct, b2f(n.SemiSyncMasterActive), n.Name)
+		g(descSemiFB, b2f(n.SemiSyncFallback()), n.Name)
 		g(descSemiCl, float64(n.SemiSyncClients), n.Name)
 		g(descSemiNoTx, float64(n.SemiSyncNoTx), n.Name)
 		if r := n.Replica; r != nil {

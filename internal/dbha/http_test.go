@@ -22,6 +22,9 @@ func TestSemiSyncFallbackAndAdminAPI(t *testing.T) {
 	l := startCluster(t, 3)
 	m := testManager(t, l, nil)
 	waitFor(t, 5*time.Second, "primary db1", func() bool { return m.Status().Primary == "db1" })
+	if hasEvent(m.Status(), "semi-sync", "db1", "fell back") {
+		t.Errorf("fallback reported on an idle primary: %+v", m.Status().Events)
+	}
 	srv := httptest.NewServer(m.Handler())
 	defer srv.Close()
 
@@ -47,6 +50,9 @@ func TestSemiSyncFallbackAndAdminAPI(t *testing.T) {
 	fams := scrape(t, srv.URL+"/metrics")
 	if v := gauge(fams, "fulcrum_db_semisync_master_active", "db1"); v != 0 {
 		t.Errorf("fulcrum_db_semisync_master_active{node=db1} = %v, want 0", v)
+	}
+	if v := gauge(fams, "fulcrum_db_semisync_master_fallback", "db1"); v != 1 {
+		t.Errorf("fulcrum_db_semisync_master_fallback{node=db1} = %v, want 1", v)
 	}
 	if v := gauge(fams, "fulcrum_db_semisync_master_no_tx", "db1"); v < 1 {
 		t.Errorf("fulcrum_db_semisync_master_no_tx{node=db1} = %v, want ≥ 1", v)

@@ -524,8 +524,8 @@ func (m *Manager) checkPrimary(ctx context.Context, p *NodeStatus, st []*NodeSta
 		} else {
 			m.event("semi-sync", p.Name, "semi-sync enabled on primary %s", p.Name)
 		}
-	} else if p.SemiSyncMasterEnabled && !p.SemiSyncMasterActive {
-		m.note("semi:"+p.Name, "semi-sync", p.Name, "semi-sync on primary %s fell back to asynchronous (%d commits acknowledged by no replica)", p.Name, p.SemiSyncNoTx)
+	} else if p.SemiSyncFallback() {
+		m.note("semi:"+p.Name, "semi-sync", p.Name, "semi-sync on primary %s fell back to asynchronous: a commit was acknowledged without a replica (%d so far)", p.Name, p.SemiSyncNoTx)
 	} else if p.SemiSyncMasterActive {
 		m.clear("semi:"+p.Name, "semi-sync", p.Name, "semi-sync on primary %s synchronous again", p.Name)
 	}

@@ -47,6 +47,15 @@ type NodeStatus struct {
 	SemiSyncSlaveActive   bool   `json:"semi_sync_slave_active"`
 }
 
+// SemiSyncFallback reports whether master-side semi-sync is enabled but
+// has fallen back to asynchronous replication: Rpl_semi_sync_master_status
+// is OFF and commits went unacknowledged. (The status is also OFF after
+// semi-sync is enabled and before the first acknowledged commit; that is
+// not a fallback.)
+func (s *NodeStatus) SemiSyncFallback() bool {
+	return s.SemiSyncMasterEnabled && !s.SemiSyncMasterActive && s.SemiSyncNoTx > 0
+}
+
 // ReplicaStatus is the part of SHOW SLAVE STATUS the manager uses.
 type ReplicaStatus struct {
 	MasterHost     string `json:"master_host"`

@@ -77,10 +77,10 @@ func (s Status) WriteText(w io.Writer, events int) error {
 		}
 		semi := "-"
 		switch {
-		case n.SemiSyncMasterEnabled && n.SemiSyncMasterActive:
-			semi = fmt.Sprintf("on (%d replicas)", n.SemiSyncClients)
-		case n.SemiSyncMasterEnabled:
+		case n.SemiSyncFallback():
 			semi = fmt.Sprintf("ASYNC fallback (%d commits unacknowledged)", n.SemiSyncNoTx)
+		case n.SemiSyncMasterEnabled:
+			semi = fmt.Sprintf("on (%d replicas)", n.SemiSyncClients)
 		case n.SemiSyncSlaveActive:
 			semi = "replica"
 		}
