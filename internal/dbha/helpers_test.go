@@ -17,7 +17,7 @@ import (
 func startCluster(t testing.TB, n int) *Local {
 	t.Helper()
 	testenv.Short(t)
-	testenv.Program(t, "mariadbd", "mariadb-install-db")
+	testenv.Program(t, "mariadbd", "mariadb-install-db", "mariadb-dump", "mariadb")
 	dir, err := os.MkdirTemp("", "fulcrum-db-")
 	if err != nil {
 		t.Fatal(err)

@@ -45,7 +45,7 @@ func TestOpenErrors(t *testing.T) {
 func cluster(t *testing.T, interval time.Duration) (*dbha.Local, *dbrouter.Router) {
 	t.Helper()
 	testenv.Short(t)
-	testenv.Program(t, "mariadbd", "mariadb-install-db")
+	testenv.Program(t, "mariadbd", "mariadb-install-db", "mariadb-dump", "mariadb")
 	dir, err := os.MkdirTemp("", "fulcrum-dbrouter-")
 	if err != nil {
 		t.Fatal(err)
