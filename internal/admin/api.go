@@ -117,13 +117,13 @@ func (a *Admin) routes() *http.ServeMux {
 	m.Handle("GET /metrics", a.metricsHandler())
 
 	m.HandleFunc("GET /api/status", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, a.status())
+		writeJSON(w, r, http.StatusOK, a.status())
 	})
 	m.HandleFunc("GET /api/frontends", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, a.status().Frontends)
+		writeJSON(w, r, http.StatusOK, a.status().Frontends)
 	})
 	m.HandleFunc("GET /api/backends", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, a.status().Backends)
+		writeJSON(w, r, http.StatusOK, a.status().Backends)
 	})
 	m.HandleFunc("GET /api/backends/{backend}", func(w http.ResponseWriter, r *http.Request) {
 		b, err := findBackend(a.status(), r.PathValue("backend"))
@@ -134,7 +134,7 @@ func (a *Admin) routes() *http.ServeMux {
 		for _, b := range a.status().Backends {
 			all = append(all, b.Servers...)
 		}
-		writeJSON(w, http.StatusOK, all)
+		writeJSON(w, r, http.StatusOK, all)
 	})
 	m.HandleFunc("GET /api/servers/{backend}/{server}", func(w http.ResponseWriter, r *http.Request) {
 		s, err := findServer(a.status(), r.PathValue("backend"), r.PathValue("server"))
@@ -173,12 +173,12 @@ func (a *Admin) routes() *http.ServeMux {
 			return
 		}
 		a.log.Info("server deleted through the admin API", "backend", b, "server", s, "remote", r.RemoteAddr)
-		writeJSON(w, http.StatusOK, map[string]any{"backend": b, "server": s, "deleted": true})
+		writeJSON(w, r, http.StatusOK, map[string]any{"backend": b, "server": s, "deleted": true})
 	})
 	m.HandleFunc("POST /api/reload", a.reload)
 	m.HandleFunc("POST /reload", a.reload)
 	m.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, http.StatusNotFound, "%s %s: no such endpoint", r.Method, r.URL.Path)
+		writeError(w, r, http.StatusNotFound, "%s %s: no such endpoint", r.Method, r.URL.Path)
 	})
 	return m
 }
@@ -273,19 +273,19 @@ func (a *Admin) addServer(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusCreated, sv)
+	writeJSON(w, r, http.StatusCreated, sv)
 }
 
 func (a *Admin) reload(w http.ResponseWriter, r *http.Request) {
 	if a.opts.Reload == nil {
-		writeError(w, http.StatusNotImplemented, "reload is not available here")
+		writeError(w, r, http.StatusNotImplemented, "reload is not available here")
 		return
 	}
 	if err := a.opts.Reload(); err != nil {
 		a.fail(w, r, fmt.Errorf("reload: %w", err))
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"reloaded": true})
+	writeJSON(w, r, http.StatusOK, map[string]any{"reloaded": true})
 }
 
 func (a *Admin) reply(w http.ResponseWriter, r *http.Request, v any, err error) {
@@ -293,7 +293,7 @@ func (a *Admin) reply(w http.ResponseWriter, r *http.Request, v any, err error) 
 		a.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, v)
+	writeJSON(w, r, http.StatusOK, v)
 }
 
 // fail answers err with the status its kind calls for.
@@ -307,7 +307,7 @@ func (a *Admin) fail(w http.ResponseWriter, r *http.Request, err error) {
 	default:
 		a.log.Error("admin request failed", "method", r.Method, "path", r.URL.Path, "error", err)
 	}
-	writeError(w, code, "%s", err.Error())
+	writeError(w, r, code, "%s", err.Error())
 }
 
 // ErrorBody is the JSON body of every error answer.
@@ -315,15 +315,18 @@ type ErrorBody struct {
 	Error string `json:"error"`
 }
 
-func writeError(w http.ResponseWriter, code int, format string, args ...any) {
-	writeJSON(w, code, ErrorBody{Error: fmt.Sprintf(format, args...)})
+func writeError(w http.ResponseWriter, r *http.Request, code int, format string, args ...any) {
+	writeJSON(w, r, code, ErrorBody{Error: fmt.Sprintf(format, args...)})
 }
 
-func writeJSON(w http.ResponseWriter, code int, v any) {
+// writeJSON answers v as compact JSON, indented with ?pretty.
+func writeJSON(w http.ResponseWriter, r *http.Request, code int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(code)
 	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
+	if r != nil && r.URL.Query().Has("pretty") {
+		enc.SetIndent("", "  ")
+	}
 	_ = enc.Encode(v)
 }

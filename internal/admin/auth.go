@@ -41,17 +41,17 @@ func (a *Admin) allow(w http.ResponseWriter, r *http.Request) bool {
 			host = r.Host
 		}
 		if !loopbackHost(host) {
-			writeError(w, http.StatusForbidden, "host %q: the admin API answers only to loopback names", r.Host)
+			writeError(w, r, http.StatusForbidden, "host %q: the admin API answers only to loopback names", r.Host)
 			return false
 		}
 	} else if !static(r.URL.Path) {
 		switch {
 		case a.opts.Token == "":
-			writeError(w, http.StatusUnauthorized, "admin address %s is not loopback and no admin_token_file is configured", a.opts.Addr)
+			writeError(w, r, http.StatusUnauthorized, "admin address %s is not loopback and no admin_token_file is configured", a.opts.Addr)
 			return false
 		case !a.tokenOK(r):
 			w.Header().Set("WWW-Authenticate", `Bearer realm="fulcrum"`)
-			writeError(w, http.StatusUnauthorized, "a valid bearer token is required (Authorization: Bearer TOKEN)")
+			writeError(w, r, http.StatusUnauthorized, "a valid bearer token is required (Authorization: Bearer TOKEN)")
 			return false
 		}
 	}
@@ -60,7 +60,7 @@ func (a *Admin) allow(w http.ResponseWriter, r *http.Request) bool {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead && r.Method != http.MethodDelete {
 		ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
 		if ct != "application/json" {
-			writeError(w, http.StatusUnsupportedMediaType, "%s %s: Content-Type must be application/json", r.Method, r.URL.Path)
+			writeError(w, r, http.StatusUnsupportedMediaType, "%s %s: Content-Type must be application/json", r.Method, r.URL.Path)
 			return false
 		}
 	}

@@ -102,18 +102,15 @@ var (
 	serverCounters   = newCounterSet("server", serverLabels)
 
 	descFrontendConns   = prometheus.NewDesc("fulcrum_frontend_current_connections", "Open client connections (scur).", frontendLabels, nil)
-	descFrontendRate    = prometheus.NewDesc("fulcrum_frontend_request_rate", "Requests per second over the admin endpoint's last sampling interval (rate).", frontendLabels, nil)
 	descBackendSessions = prometheus.NewDesc("fulcrum_backend_current_sessions", "Requests (tcp: connections) in flight to the backend's servers (scur).", backendLabels, nil)
 	descBackendUp       = prometheus.NewDesc("fulcrum_backend_servers_up", "Servers in state UP, taking traffic.", backendLabels, nil)
 	descBackendServers  = prometheus.NewDesc("fulcrum_backend_servers", "Servers in the backend, any state.", backendLabels, nil)
-	descBackendRate     = prometheus.NewDesc("fulcrum_backend_request_rate", "Requests per second over the admin endpoint's last sampling interval (rate).", backendLabels, nil)
 	descServerSessions  = prometheus.NewDesc("fulcrum_server_current_sessions", "Requests (tcp: connections) in flight (scur).", serverLabels, nil)
 	descServerState     = prometheus.NewDesc("fulcrum_server_state", "The server's state: 1 for the one it is in (UP, DOWN, DRAIN, MAINT), 0 for the others.", append(serverLabels, "state"), nil)
 	descServerUp        = prometheus.NewDesc("fulcrum_server_up", "Whether the server takes new traffic (state UP).", serverLabels, nil)
 	descServerWeight    = prometheus.NewDesc("fulcrum_server_weight", "Current weight, 0..256 (weight).", serverLabels, nil)
 	descServerCfgWeight = prometheus.NewDesc("fulcrum_server_configured_weight", "Weight from the configuration file.", serverLabels, nil)
 	descServerChange    = prometheus.NewDesc("fulcrum_server_last_state_change_timestamp_seconds", "When the server last changed state, Unix time (lastchg).", serverLabels, nil)
-	descServerRate      = prometheus.NewDesc("fulcrum_server_request_rate", "Requests per second over the admin endpoint's last sampling interval (rate).", serverLabels, nil)
 	descCheckEnabled    = prometheus.NewDesc("fulcrum_server_check_enabled", "Whether the server's health checks run.", serverLabels, nil)
 	descCheckSuccess    = prometheus.NewDesc("fulcrum_server_check_success", "Whether the last health check passed.", serverLabels, nil)
 	descCheckDuration   = prometheus.NewDesc("fulcrum_server_check_duration_seconds", "Duration of the last health check (check_duration).", serverLabels, nil)
@@ -130,9 +127,9 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	backendCounters.describe(ch)
 	serverCounters.describe(ch)
 	for _, d := range []*prometheus.Desc{
-		descFrontendConns, descFrontendRate, descBackendSessions, descBackendUp, descBackendServers, descBackendRate,
+		descFrontendConns, descBackendSessions, descBackendUp, descBackendServers,
 		descServerSessions, descServerState, descServerUp, descServerWeight, descServerCfgWeight, descServerChange,
-		descServerRate, descCheckEnabled, descCheckSuccess, descCheckDuration, descChecks, descCheckFailures,
+		descCheckEnabled, descCheckSuccess, descCheckDuration, descChecks, descCheckFailures,
 		descCheckDowns, descResponseTime,
 	} {
 		ch <- d
@@ -146,18 +143,20 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	counter := func(d *prometheus.Desc, v uint64, lv ...string) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), lv...)
 	}
-	st := c.a.status()
+	st := c.a.opts.LB.Status()
 	for _, f := range st.Frontends {
 		frontendCounters.collect(ch, f.Counts, f.Name)
 		gauge(descFrontendConns, float64(f.Conns), f.Name)
-		gauge(descFrontendRate, f.Rate, f.Name)
 	}
 	for _, b := range st.Backends {
 		backendCounters.collect(ch, b.Counts, b.Name)
-		gauge(descBackendSessions, float64(b.Sessions), b.Name)
+		var sessions int64
+		for _, s := range b.Servers {
+			sessions += s.Active
+		}
+		gauge(descBackendSessions, float64(sessions), b.Name)
 		gauge(descBackendUp, float64(b.Up), b.Name)
 		gauge(descBackendServers, float64(len(b.Servers)), b.Name)
-		gauge(descBackendRate, b.Rate, b.Name)
 		for _, s := range b.Servers {
 			serverCounters.collect(ch, s.Counts, b.Name, s.Name)
 			gauge(descServerSessions, float64(s.Active), b.Name, s.Name)
@@ -170,7 +169,6 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 			if !s.LastChange.IsZero() {
 				gauge(descServerChange, float64(s.LastChange.UnixNano())/1e9, b.Name, s.Name)
 			}
-			gauge(descServerRate, s.Rate, b.Name, s.Name)
 			if ck := s.Check; ck != nil {
 				gauge(descCheckEnabled, b2f(ck.Enabled), b.Name, s.Name)
 				gauge(descCheckSuccess, b2f(ck.LastOK), b.Name, s.Name)

@@ -1,6 +1,7 @@
 package admin
 
 import (
+	"math"
 	"sync"
 	"time"
 
@@ -65,7 +66,8 @@ func (r *rates) sample(now time.Time, st lb.Status) {
 			d = n
 		}
 		s.prev = n
-		s.ring[s.next] = float64(d) / dt
+		// Hundredths are plenty, and keep the page's JSON short.
+		s.ring[s.next] = math.Round(float64(d)/dt*100) / 100
 		s.next++
 		if s.next == len(s.ring) {
 			s.next, s.full = 0, true

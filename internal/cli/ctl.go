@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"flag"
@@ -162,7 +163,11 @@ func (c ctl) call(ctx context.Context, method, path string, body any, human func
 		return err
 	}
 	if c.json {
-		_, err := c.e.stdout.Write(raw)
+		var buf bytes.Buffer
+		if err := json.Indent(&buf, raw, "", "  "); err != nil {
+			return fmt.Errorf("admin API answered no JSON: %w", err)
+		}
+		_, err := c.e.stdout.Write(buf.Bytes())
 		return err
 	}
 	fmt.Fprintln(c.e.stdout, human(raw))
