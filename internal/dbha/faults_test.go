@@ -130,6 +130,26 @@ func TestManagerBadInput(t *testing.T) {
 			t.Errorf("Primary %q, db2 role %q, failovers %d; want db1, replica, 0", s.Primary, nodeStatus(s, "db2").Role, s.Failovers)
 		}
 	})
+	t.Run("manager started after the primary died", func(t *testing.T) {
+		if err := l.Kill("db1"); err != nil {
+			t.Fatal(err)
+		}
+		cfg := l.ManagerConfig()
+		cfg.OnPrimaryChange = nil
+		m, err := NewManager(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer m.Close()
+		var s Status
+		waitFor(t, 10*time.Second, "failover", func() bool {
+			s = m.Check(ctx)
+			return s.Failovers == 1
+		})
+		if s.Primary == "db1" || !hasEvent(s, "primary", "db1", "replicate from db1") {
+			t.Errorf("Primary = %q, events %+v; want db1 found through its replicas, then replaced", s.Primary, s.Events)
+		}
+	})
 	t.Run("bad address", func(t *testing.T) {
 		cfg := l.ManagerConfig()
 		cfg.Nodes[0].Addr = "no-port"
