@@ -316,6 +316,10 @@ func (l *Local) create(ctx context.Context, cfg LocalConfig) error {
 		})
 	}
 	st.Primary = st.Nodes[0].Name
+	// sun_path holds 108 bytes with its NUL; mariadbd would fail late.
+	if sock := st.Nodes[len(st.Nodes)-1].socket(); len(sock) > 107 {
+		return fmt.Errorf("dbha: socket path %s: %d bytes, a unix socket allows 107; choose a shorter directory", sock, len(sock))
+	}
 	l.state = st
 	// One mariadb-install-db, copied: the system tables hold nothing
 	// node-specific, and a copy takes milliseconds.
