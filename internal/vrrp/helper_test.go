@@ -2,6 +2,7 @@ package vrrp
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -11,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -120,6 +122,13 @@ func helperMain(specJSON string) int {
 		}
 		go serve(l)
 	}
+	if spec.VRRP.VirtualRouterID == 0 {
+		// Serve only, beside another VRRP implementation.
+		ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+		defer stop()
+		<-ctx.Done()
+		return 0
+	}
 	g, err := FromConfig(&spec.VRRP, opt)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "helper:", err)
@@ -147,28 +156,40 @@ func helperMain(specJSON string) int {
 	return 0
 }
 
-// clientMain connects to the address again and again and prints, for each
-// attempt, "ok UNIXNANO NAME" or "fail UNIXNANO".
+// clientMain starts a connection to the address every spec.Every, each in
+// its own goroutine so that a lost SYN does not delay the next attempt, and
+// prints for each "ok UNIXNANO NAME" or "fail UNIXNANO ERROR", stamped with
+// the attempt's start.
 func clientMain(specJSON string) int {
 	var spec clientSpec
 	if err := json.Unmarshal([]byte(specJSON), &spec); err != nil {
 		fmt.Fprintln(os.Stderr, "client:", err)
 		return 2
 	}
+	var mu sync.Mutex
 	w := bufio.NewWriter(os.Stdout)
-	defer w.Flush()
+	var wg sync.WaitGroup
+	inflight := make(chan struct{}, 32)
 	end := time.Now().Add(spec.Duration)
-	for time.Now().Before(end) {
-		start := time.Now()
-		name, err := fetchName(spec.Addr, 100*time.Millisecond)
-		if err != nil {
-			fmt.Fprintf(w, "fail %d\n", start.UnixNano())
-		} else {
-			fmt.Fprintf(w, "ok %d %s\n", start.UnixNano(), name)
-		}
-		w.Flush()
-		time.Sleep(spec.Every - time.Since(start))
+	tick := time.NewTicker(spec.Every)
+	defer tick.Stop()
+	for now := time.Now(); now.Before(end); now = <-tick.C {
+		inflight <- struct{}{}
+		wg.Add(1)
+		go func(start time.Time) {
+			defer func() { <-inflight; wg.Done() }()
+			name, err := fetchName(spec.Addr, 200*time.Millisecond)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				fmt.Fprintf(w, "fail %d %v\n", start.UnixNano(), strings.ReplaceAll(err.Error(), " ", "_"))
+			} else {
+				fmt.Fprintf(w, "ok %d %s\n", start.UnixNano(), name)
+			}
+			w.Flush()
+		}(now)
 	}
+	wg.Wait()
 	return 0
 }
 
@@ -381,6 +402,16 @@ type gapReport struct {
 
 func analyse(t *testing.T, lines []string, t0 time.Time, oldName string) gapReport {
 	t.Helper()
+	// Attempts finish out of order; put them in the order they started.
+	slices.SortFunc(lines, func(a, b string) int {
+		fa, fb := strings.Fields(a), strings.Fields(b)
+		if len(fa) < 2 || len(fb) < 2 {
+			return len(fa) - len(fb)
+		}
+		na, _ := strconv.ParseInt(fa[1], 10, 64)
+		nb, _ := strconv.ParseInt(fb[1], 10, 64)
+		return cmp.Compare(na, nb)
+	})
 	var r gapReport
 	var lastOK time.Time
 	for _, l := range lines {
@@ -399,6 +430,7 @@ func analyse(t *testing.T, lines []string, t0 time.Time, oldName string) gapRepo
 			r.fails++
 			if r.newName != "" {
 				r.failsAfter++
+				t.Logf("after the takeover: %s", l)
 			}
 		case "ok":
 			if !lastOK.IsZero() && at.Sub(lastOK) > r.maxGap {

@@ -56,7 +56,7 @@ vrrp_instance VI_1 {
 		t.Fatal(err)
 	}
 	k := &keepalived{t: t, dir: dir, out: &lockedBuffer{}, done: make(chan struct{})}
-	k.cmd = exec.Command("ip", "netns", "exec", l.ns(host), bin, "-n", "-l", "-D", "-G", "-P",
+	k.cmd = exec.Command("ip", "netns", "exec", l.ns(host), bin, "-n", "-l", "-D", "-G", "-P", "-R",
 		"-f", path, "-p", filepath.Join(dir, "keepalived.pid"), "-r", filepath.Join(dir, "vrrp.pid"))
 	k.cmd.Stdout, k.cmd.Stderr = k.out, k.out
 	if err := k.cmd.Start(); err != nil {
@@ -98,6 +98,21 @@ func (k *keepalived) stop() {
 	if child > 0 && syscall.Kill(child, 0) == nil {
 		syscall.Kill(child, syscall.SIGKILL)
 	}
+}
+
+// kill9 kills keepalived's VRRP child with SIGKILL: a crash, no priority 0,
+// the VIP left on the interface. The parent (-R: no respawn) then exits.
+func (k *keepalived) kill9() {
+	child := k.childPid()
+	if child <= 0 {
+		k.t.Fatal("keepalived has no VRRP child pid")
+	}
+	syscall.Kill(child, syscall.SIGKILL)
+	select {
+	case <-k.done:
+	case <-time.After(10 * time.Second):
+	}
+	k.stop()
 }
 
 func (k *keepalived) childPid() int {
@@ -211,6 +226,44 @@ func TestKeepalivedInterop(t *testing.T) {
 			lb1.kill(syscall.SIGTERM)
 			if st, _ := lb1.final(); st.AdvertsReceived == 0 || st.Dropped != 0 {
 				t.Errorf("fulcrum status: received %d dropped %d, want >0 and 0", st.AdvertsReceived, st.Dropped)
+			}
+		})
+	}
+}
+
+// TestKillMasterKeepalivedBaseline measures, with the same lab and client
+// as TestKillMaster, two keepalived instances at advert_int 0.1: the figure
+// fulcrum's gap is compared with. It asserts only that the backup took over.
+func TestKillMasterKeepalivedBaseline(t *testing.T) {
+	for _, failure := range []string{"kill -9", "link cut"} {
+		t.Run(strings.ReplaceAll(failure, " ", "-"), func(t *testing.T) {
+			l := newLab(t, "ka1", "ka2", "client")
+			// The service beside keepalived, as haproxy would be; it dies
+			// with it, as fulcrum's listener dies with fulcrum.
+			srv1 := startProc(t, l.ns("ka1"), "ka1", envHelper, helperSpec{Name: "ka1", Serve: testVIP + ":8000"})
+			startProc(t, l.ns("ka2"), "ka2", envHelper, helperSpec{Name: "ka2", Serve: testVIP + ":8000"})
+			ka1 := l.keepalived("ka1", 150, "", testVIP+"/24")
+			eventually(t, 5*time.Second, "ka1 holds the VIP", func() bool { return l.holdsVIP("ka1") })
+			l.keepalived("ka2", 100, "", testVIP+"/24")
+			time.Sleep(time.Second)
+			cl := l.client("client", 3*time.Second)
+			eventually(t, 2*time.Second, "client served by ka1", func() bool {
+				return strings.HasSuffix(strings.Join(cl.output(), "\n"), " ka1")
+			})
+			time.Sleep(300 * time.Millisecond)
+			t0 := time.Now()
+			if failure == "kill -9" {
+				srv1.cmd.Process.Signal(syscall.SIGKILL)
+				ka1.kill9()
+			} else {
+				l.link("ka1", false)
+			}
+			cl.wait(5 * time.Second)
+			r := analyse(t, cl.output(), t0, "ka1")
+			t.Logf("keepalived baseline, %s at advert_int 0.1: client: first answer from %s after %v, longest gap %v, %d/%d attempts failed",
+				failure, r.newName, r.firstAfter.Round(time.Millisecond), r.maxGap.Round(time.Millisecond), r.fails, r.attempts)
+			if r.newName != "ka2" {
+				t.Fatalf("client never reached ka2")
 			}
 		})
 	}

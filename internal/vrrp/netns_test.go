@@ -141,42 +141,53 @@ func waitState(t *testing.T, p *proc, s string, timeout time.Duration) {
 	eventually(t, timeout, p.name+" in state "+s, func() bool { return p.state() == s })
 }
 
-// TestKillMaster is issue 4's main proof below the LB: kill -9 the master
-// while a client connects to the VIP continuously; the backup serves.
+// TestKillMaster is issue 4's main proof below the LB: the master fails
+// while a client connects to the VIP continuously; the backup serves. The
+// failure is kill -9 of the master process (its listener dies with it), or
+// its cable cut (it keeps the VIP, unreachable).
 func TestKillMaster(t *testing.T) {
-	l := newLab(t, "lb1", "lb2", "client")
-	lb1 := l.router("lb1", 150, nil)
-	waitState(t, lb1, "master", 5*time.Second)
-	lb2 := l.router("lb2", 100, nil)
-	waitState(t, lb2, "backup", 5*time.Second)
-	time.Sleep(300 * time.Millisecond) // lb2 learns lb1's interval
+	for _, failure := range []string{"kill -9", "link cut"} {
+		t.Run(strings.ReplaceAll(failure, " ", "-"), func(t *testing.T) {
+			l := newLab(t, "lb1", "lb2", "client")
+			lb1 := l.router("lb1", 150, nil)
+			waitState(t, lb1, "master", 5*time.Second)
+			lb2 := l.router("lb2", 100, nil)
+			waitState(t, lb2, "backup", 5*time.Second)
+			time.Sleep(300 * time.Millisecond) // lb2 learns lb1's interval
 
-	cl := l.client("client", 3*time.Second)
-	eventually(t, 2*time.Second, "client served by lb1", func() bool {
-		return strings.HasSuffix(strings.Join(cl.output(), "\n"), " lb1")
-	})
-	time.Sleep(300 * time.Millisecond)
-	t0 := time.Now()
-	lb1.kill(9)
-	waitState(t, lb2, "master", 2*time.Second)
-	cl.wait(5 * time.Second)
+			cl := l.client("client", 3*time.Second)
+			eventually(t, 2*time.Second, "client served by lb1", func() bool {
+				return strings.HasSuffix(strings.Join(cl.output(), "\n"), " lb1")
+			})
+			time.Sleep(300 * time.Millisecond)
+			t0 := time.Now()
+			if failure == "kill -9" {
+				lb1.kill(syscall.SIGKILL)
+			} else {
+				l.link("lb1", false)
+			}
+			waitState(t, lb2, "master", 2*time.Second)
+			cl.wait(5 * time.Second)
 
-	took, _ := lb2.stateSince("master", t0)
-	r := analyse(t, cl.output(), t0, "lb1")
-	t.Logf("kill -9 at 100ms adverts: backup master after %v; client: first answer from %s after %v, longest gap %v, %d/%d attempts failed",
-		took.Sub(t0).Round(time.Millisecond), r.newName, r.firstAfter.Round(time.Millisecond), r.maxGap.Round(time.Millisecond), r.fails, r.attempts)
-	if r.newName != "lb2" {
-		t.Fatalf("client never reached lb2 after the kill")
-	}
-	if r.failsAfter != 0 {
-		t.Errorf("%d failures after lb2 answered, want 0", r.failsAfter)
-	}
-	// Master_Down_Interval is 3 × 100ms + 61ms; the issue's target is 500ms.
-	if r.firstAfter > 500*time.Millisecond {
-		t.Errorf("client gap %v, want under 500ms", r.firstAfter)
-	}
-	if !l.holdsVIP("lb2") {
-		t.Errorf("lb2 master but the VIP is not on its interface")
+			took, _ := lb2.stateSince("master", t0)
+			r := analyse(t, cl.output(), t0, "lb1")
+			t.Logf("%s at 100ms adverts: backup master after %v; client: first answer from %s after %v, longest gap %v, %d/%d attempts failed",
+				failure, took.Sub(t0).Round(time.Millisecond), r.newName, r.firstAfter.Round(time.Millisecond), r.maxGap.Round(time.Millisecond), r.fails, r.attempts)
+			if r.newName != "lb2" {
+				t.Fatalf("client never reached lb2 after the failure")
+			}
+			if r.failsAfter != 0 {
+				t.Errorf("%d failures after lb2 answered, want 0", r.failsAfter)
+			}
+			// Master_Down_Interval is 3 × 100ms + 61ms; the issue's target
+			// is 500ms.
+			if r.firstAfter > 500*time.Millisecond {
+				t.Errorf("client gap %v, want under 500ms", r.firstAfter)
+			}
+			if !l.holdsVIP("lb2") {
+				t.Errorf("lb2 master but the VIP is not on its interface")
+			}
+		})
 	}
 }
 

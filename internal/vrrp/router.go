@@ -171,6 +171,8 @@ type Router struct {
 	advertAt     time.Time     // Adver_Timer, in Master
 	garpAt       time.Time     // second announcement, in Master
 	lowerSince   time.Time     // first lower-priority advert, for PreemptDelay
+	lastAssert   time.Time     // last announcement against a lower master
+	sendFailing  bool          // the last send failed (logged once)
 	loggedAddrs  bool
 	loggedFamily bool
 
@@ -445,9 +447,14 @@ func (r *Router) send(prio uint8) {
 		r.status.AdvertsSent++
 	}
 	r.mu.Unlock()
-	if err != nil {
-		r.log.Warn("sending advert", "err", err)
+	// A cut link fails every send: say so once, and once when it heals.
+	switch {
+	case err != nil && !r.sendFailing:
+		r.log.Warn("sending adverts fails", "err", err)
+	case err == nil && r.sendFailing:
+		r.log.Info("sending adverts again")
 	}
+	r.sendFailing = err != nil
 }
 
 func (r *Router) drop(reason string, p Packet, err error) {
@@ -519,7 +526,9 @@ func (r *Router) backupRx(a *Advert, src netip.AddrPort, now time.Time) {
 		r.log.Debug("master resigned", "src", src, "takeover_in", r.skewTime())
 		return
 	}
-	accept := r.cfg.NoPreempt || a.Priority >= r.prio
+	// RFC 5798 section 6.1: the address owner preempts whatever NoPreempt
+	// says.
+	accept := r.cfg.NoPreempt && r.prio != OwnerPriority || a.Priority >= r.prio
 	if !accept && r.cfg.PreemptDelay > 0 {
 		if r.lowerSince.IsZero() {
 			r.lowerSince = now
@@ -560,10 +569,16 @@ func (r *Router) masterRx(a *Advert, src netip.AddrPort, now time.Time) {
 		// Two masters (a healed split brain, or a lower-priority peer
 		// starting up as master): the RFC discards the advert. We also
 		// advertise and announce at once, so the other steps down within
-		// one round trip and hosts on the link follow us, not it.
-		r.log.Info("advert from a lower-priority master", "src", src, "priority", a.Priority)
+		// one round trip and hosts on the link follow us, not it. A peer
+		// that does not step down (it cannot hear us) is answered with
+		// adverts only, and announced against once a second.
 		r.send(r.prio)
 		r.advertAt = now.Add(r.cfg.AdvertInterval)
+		if now.Sub(r.lastAssert) < time.Second {
+			return
+		}
+		r.lastAssert = now
+		r.log.Info("advert from a lower-priority master", "src", src, "priority", a.Priority)
 		if err := r.v.Announce(); err != nil {
 			r.log.Warn("announcing virtual addresses", "err", err)
 		}

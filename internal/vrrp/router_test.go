@@ -224,6 +224,41 @@ func TestMasterTieBreakOnPrimaryAddress(t *testing.T) {
 	}
 }
 
+// A master that keeps hearing a lower-priority master (which cannot hear
+// it) answers each advert but announces at most once a second.
+func TestMasterAssertThrottled(t *testing.T) {
+	u := newUnit(t, "192.0.2.11", Config{Priority: 150, AdvertInterval: 100 * time.Millisecond})
+	u.start()
+	u.advance(time.Second)
+	u.wantState(Master)
+	u.tr.Sent()
+	for range 20 { // two seconds of the other's adverts
+		u.recv("192.0.2.12", 100, 100*time.Millisecond)
+		u.clk.Advance(100 * time.Millisecond)
+	}
+	if u.v.announces != 2 {
+		t.Fatalf("Announce() calls = %d in 2s, want 2", u.v.announces)
+	}
+	if got := len(u.tr.Sent()); got != 20 {
+		t.Fatalf("adverts sent in answer = %d, want 20", got)
+	}
+}
+
+// The owner preempts even with NoPreempt (RFC 5798 section 6.1).
+func TestOwnerPreemptsDespiteNoPreempt(t *testing.T) {
+	u := newUnit(t, "192.0.2.11", Config{Priority: 255, NoPreempt: true, Track: []Track{{Name: "web", Weight: 10}}})
+	u.r.SetFault("web", true)
+	u.start()
+	u.wantState(Backup)
+	u.r.SetFault("web", false)
+	u.r.handleFaults(u.clk.Now())
+	for range 5 {
+		u.recv("192.0.2.12", 100, time.Second)
+		u.advance(time.Second)
+	}
+	u.wantState(Master)
+}
+
 func TestMasterAnswersPriorityZeroAtOnce(t *testing.T) {
 	u := newUnit(t, "192.0.2.11", Config{Priority: 100})
 	u.start()
