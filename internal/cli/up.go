@@ -1,5 +1,84 @@
 package cli
 
-import "context"
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
 
-func runUp(ctx context.Context, e env, args []string) int { return notYet(e, "up") }
+	"fulcrum/internal/config"
+	"fulcrum/internal/stack"
+)
+
+// defaultStackDir is $XDG_STATE_HOME/fulcrum, or ~/.local/state/fulcrum.
+func defaultStackDir() string {
+	if d := os.Getenv("XDG_STATE_HOME"); d != "" {
+		return filepath.Join(d, "fulcrum")
+	}
+	if home, err := os.UserHomeDir(); err == nil {
+		return filepath.Join(home, ".local", "state", "fulcrum")
+	}
+	return "fulcrum-state"
+}
+
+// runUp is `fulcrum up`: the whole stack in the foreground until SIGINT or
+// SIGTERM, then every child stopped.
+func runUp(ctx context.Context, e env, args []string) int {
+	fs := newFlags(e, "up", "up [-c stack.yaml] [--dir DIR] [--fresh] [--replicas N]")
+	file := fs.String("c", "", "stack file changing the built-in addresses (optional)")
+	dir := fs.String("dir", defaultStackDir(), "state directory: database, generated configurations, logs")
+	fresh := fs.Bool("fresh", false, "wipe the state directory first (data and roles otherwise persist)")
+	replicas := fs.Int("replicas", 0, "MariaDB replicas beside the primary (default 1, or replicas: in the stack file)")
+	if ok, st := parseFlags(fs, args); !ok {
+		return st
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(e.stderr, "fulcrum up: unexpected argument %q\n", fs.Arg(0))
+		return exitUsage
+	}
+	cfg := config.DefaultStack()
+	name := "defaults"
+	if *file != "" {
+		c, err := config.LoadStack(*file)
+		if err != nil {
+			fmt.Fprintln(e.stderr, err)
+			return exitUsage
+		}
+		cfg, name = c, *file
+	}
+	if *replicas != 0 {
+		cfg.Replicas = *replicas
+		if err := cfg.Check(name + " with --replicas"); err != nil {
+			fmt.Fprintln(e.stderr, err)
+			return exitUsage
+		}
+	}
+	if err := stack.CheckPrerequisites(); err != nil {
+		fmt.Fprintf(e.stderr, "fulcrum up: %v\n", err)
+		return exitFailure
+	}
+	terminal := false
+	if f, ok := e.stdout.(*os.File); ok {
+		if fi, err := f.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
+			terminal = true
+		}
+	}
+	// Progress and events go to DIR/logs/up.log; the terminal keeps the
+	// status line. Events also show in `fulcrum status` and the dashboard.
+	s, err := stack.New(stack.Options{Dir: *dir, Config: cfg, Fresh: *fresh, Out: e.stdout, Terminal: terminal})
+	if err != nil {
+		fmt.Fprintf(e.stderr, "fulcrum up: %v\n", err)
+		return exitUsage
+	}
+	fmt.Fprintf(e.stdout, "starting the stack in %s (log: %s)\n", s.Dir(), filepath.Join(s.Dir(), "logs", "up.log"))
+	if err := s.Run(ctx); err != nil {
+		fmt.Fprintf(e.stderr, "fulcrum up: %v\n", err)
+		if !errors.Is(err, context.Canceled) {
+			fmt.Fprintf(e.stderr, "logs of every part: %s\n", filepath.Join(s.Dir(), "logs"))
+		}
+		return exitFailure
+	}
+	fmt.Fprintln(e.stdout, "stack stopped; data kept in", s.Dir())
+	return exitOK
+}
