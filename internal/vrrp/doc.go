@@ -4,6 +4,9 @@
 // the virtual addresses, and a backup takes them over when the master stops
 // advertising.
 //
+// RFC 9568 renames the Master state Active (Active_Down_Interval, …); this
+// package keeps RFC 5798's names, which keepalived and its users know.
+//
 // The package has three layers, each behind a small interface so that the
 // election can be tested without sockets or root:
 //

@@ -34,6 +34,21 @@ func (s State) String() string {
 	return fmt.Sprintf("State(%d)", int(s))
 }
 
+// MarshalText implements encoding.TextMarshaler, so that a Status reads
+// "state": "master" in JSON.
+func (s State) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
+
+// UnmarshalText implements encoding.TextUnmarshaler.
+func (s *State) UnmarshalText(b []byte) error {
+	for _, c := range []State{Initialize, Backup, Master} {
+		if c.String() == string(b) {
+			*s = c
+			return nil
+		}
+	}
+	return fmt.Errorf("vrrp: unknown state %q", b)
+}
+
 // OwnerPriority is the priority of the router that owns the virtual
 // addresses: it becomes master at once (RFC 5798 section 6.1).
 const OwnerPriority = 255
@@ -369,8 +384,8 @@ func (r *Router) nextDeadline() time.Time {
 	return next
 }
 
-// skewTime is Skew_Time of RFC 5798 section 6.1, with RFC 9568's
-// Master_Adver_Interval in place of Advertisement_Interval.
+// skewTime is Skew_Time of RFC 5798 section 6.1:
+// ((256 − Priority) × Master_Adver_Interval) / 256.
 func (r *Router) skewTime() time.Duration {
 	return time.Duration(256-int(r.prio)) * r.masterIvl / 256
 }
@@ -401,8 +416,8 @@ func (r *Router) becomeBackup(now time.Time, masterIvl time.Duration, reason str
 	was := r.state
 	r.advertAt, r.garpAt = time.Time{}, time.Time{}
 	r.masterIvl = masterIvl
-	// RFC 9568 section 6.4.3 (erratum to RFC 5798): a master stepping down
-	// starts Master_Down_Timer too.
+	// RFC 9568 section 6.4.3 says what RFC 5798 left out: a master stepping
+	// down starts Master_Down_Timer (Active_Down_Timer there) too.
 	r.downAt = now.Add(r.masterDownInterval())
 	if was == Master {
 		if err := r.v.Release(); err != nil {

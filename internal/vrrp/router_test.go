@@ -2,8 +2,10 @@ package vrrp
 
 import (
 	"context"
+	"encoding/json"
 	"net/netip"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 )
@@ -632,5 +634,19 @@ func TestRun(t *testing.T) {
 	}
 	if v.Held() || r.State() != Initialize {
 		t.Fatalf("after Run: held %v state %v, want released, initialize", v.Held(), r.State())
+	}
+}
+
+func TestStateJSON(t *testing.T) {
+	b, err := json.Marshal(Status{State: Master})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(b), `"State":"master"`) {
+		t.Fatalf("json.Marshal(Status) = %s, want State \"master\"", b)
+	}
+	var s Status
+	if err := json.Unmarshal(b, &s); err != nil || s.State != Master {
+		t.Fatalf("json.Unmarshal() = %v, %v; want master", s.State, err)
 	}
 }
