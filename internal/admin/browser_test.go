@@ -94,6 +94,12 @@ func TestStatsPageInBrowser(t *testing.T) {
 			t.Errorf("page text lacks %q", want)
 		}
 	}
+	// Go writes times with nanoseconds; the page's ages need them parsed.
+	var ms float64
+	wd.script(`return Date.parse("2026-11-25T12:00:00.123456789+01:00");`, &ms)
+	if want := float64(time.Date(2026, 11, 25, 11, 0, 0, 123e6, time.UTC).UnixMilli()); ms != want {
+		t.Errorf("Date.parse of a Go time = %v, want %v", ms, want)
+	}
 	var sparks int
 	wd.script(`return document.querySelectorAll("tr.server svg.spark polyline").length;`, &sparks)
 	if sparks < 3 {
@@ -129,6 +135,25 @@ func TestStatsPageInBrowser(t *testing.T) {
 	if st := f.Status().Backends[0].Servers[0]; st.Admin != lb.StateDrain {
 		t.Errorf("web1 admin state after clicking drain = %s, want drain", st.Admin)
 	}
+
+	// Behind a token, the page asks for it, then shows the servers.
+	const token = "page-token-1234"
+	guarded := httptest.NewServer(New(Options{LB: newFakeLB(), Addr: "192.0.2.1:9901", Token: token}))
+	t.Cleanup(guarded.Close)
+	wd.post("/url", map[string]string{"url": guarded.URL + "/"}, nil)
+	var asked bool
+	for deadline := time.Now().Add(15 * time.Second); !asked; time.Sleep(100 * time.Millisecond) {
+		wd.script(`return !document.getElementById("login").hidden;`, &asked)
+		if !asked && time.Now().After(deadline) {
+			t.Fatal("the page behind a token did not ask for it")
+		}
+	}
+	if got := rows(); len(got) != 0 {
+		t.Errorf("page rows before the token = %v, want none", got)
+	}
+	wd.script(`document.getElementById("token").value = "`+token+`";
+		document.getElementById("login").requestSubmit(); return null;`, nil)
+	waitRows("after entering the token", "web/web1=UP", "web/web2=DOWN")
 }
 
 // webDriver is a WebDriver session (W3C protocol) on a chromedriver.
