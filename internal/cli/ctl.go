@@ -31,12 +31,18 @@ Commands:
 
 Flags:`
 
-// ctlCommands maps each command to its number of arguments.
-var ctlCommands = map[string]int{
-	"servers": 0, "backends": 0, "frontends": 0, "reload": 0,
-	"set-weight": 2, "ready": 1, "drain": 1, "maint": 1,
-	"enable-checks": 1, "disable-checks": 1, "health": 2,
-	"add-server": 2, "del-server": 1,
+// ctlArgs returns how many arguments cmd takes; ok is false for an unknown
+// command.
+func ctlArgs(cmd string) (n int, ok bool) {
+	switch cmd {
+	case "servers", "backends", "frontends", "reload":
+		return 0, true
+	case "ready", "drain", "maint", "enable-checks", "disable-checks", "del-server":
+		return 1, true
+	case "set-weight", "health", "add-server":
+		return 2, true
+	}
+	return 0, false
 }
 
 func runCtl(ctx context.Context, e env, args []string) int {
@@ -79,7 +85,7 @@ func runCtl(ctx context.Context, e env, args []string) int {
 		return usageErr("a command is required")
 	}
 	cmd, cargs := pos[0], pos[1:]
-	n, known := ctlCommands[cmd]
+	n, known := ctlArgs(cmd)
 	switch {
 	case !known:
 		return usageErr("unknown command %q", cmd)
