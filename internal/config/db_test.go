@@ -70,3 +70,36 @@ func TestParseDBErrors(t *testing.T) {
 		})
 	}
 }
+
+// FuzzParseDB checks that whatever ParseDB accepts is usable by the
+// manager: nodes with unique names and valid addresses, positive timeouts.
+func FuzzParseDB(f *testing.F) {
+	pw := filepath.Join(f.TempDir(), "pw")
+	if err := os.WriteFile(pw, []byte("x\n"), 0o600); err != nil {
+		f.Fatal(err)
+	}
+	base := "admin_user: a\nadmin_password_file: " + pw + "\nrepl_user: r\nrepl_password_file: " + pw + "\n"
+	f.Add([]byte(base + "nodes: [{address: 127.0.0.1:3306}, {name: b, address: \"[::1]:3307\"}]\n"))
+	f.Add([]byte(base + "nodes: [{address: h:1, replication_address: 192.0.2.1:1}]\ninterval: 100ms\nfailover_cooldown: -1s\n"))
+	f.Add([]byte(base + "nodes: [{name: a, address: h:1}, {name: a, address: h:2}]\n"))
+	f.Add([]byte(base + "hooks: {on_failover: [\"\"]}\nnodes: [{address: h:1}]\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		c, err := ParseDB("db.yaml", data)
+		if err != nil {
+			return
+		}
+		names := map[string]bool{}
+		for _, n := range c.Nodes {
+			if n.Name == "" || names[n.Name] {
+				t.Fatalf("ParseDB accepted node name %q (empty or repeated)", n.Name)
+			}
+			names[n.Name] = true
+			if _, err := ParseHostPort(n.Address); err != nil {
+				t.Fatalf("ParseDB accepted address %q: %v", n.Address, err)
+			}
+		}
+		if len(c.Nodes) == 0 || c.Interval.D() < 50*time.Millisecond || c.CheckTimeout.D() <= 0 {
+			t.Fatalf("ParseDB accepted %d nodes, interval %v, check_timeout %v", len(c.Nodes), c.Interval.D(), c.CheckTimeout.D())
+		}
+	})
+}
