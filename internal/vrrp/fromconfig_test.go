@@ -114,3 +114,17 @@ func TestNeighborAdvert(t *testing.T) {
 		t.Fatalf("neighborAdvert() = % x, want % x", b, want)
 	}
 }
+
+func TestARPAnnouncement(t *testing.T) {
+	mac := net.HardwareAddr{2, 0, 0, 0, 0, 1}
+	got := arpAnnouncement(mac, vip)
+	want := []byte{
+		0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 2, 0, 0, 0, 0, 1, 0x08, 0x06, // Ethernet
+		0, 1, 0x08, 0, 6, 4, 0, 1, // Ethernet/IPv4, request
+		2, 0, 0, 0, 0, 1, 192, 0, 2, 50, // sender
+		0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 192, 0, 2, 50, // target: itself
+	}
+	if string(got) != string(want) {
+		t.Fatalf("arpAnnouncement() = % x, want % x", got, want)
+	}
+}

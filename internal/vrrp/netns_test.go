@@ -70,6 +70,29 @@ func (l *lab) run(args ...string) string {
 	return string(out)
 }
 
+// mac is the hardware address of host's eth0.
+func (l *lab) mac(host string) string {
+	f := strings.Fields(l.run("ip", "-n", l.ns(host), "-o", "link", "show", "dev", "eth0"))
+	for i, w := range f {
+		if w == "link/ether" && i+1 < len(f) {
+			return f[i+1]
+		}
+	}
+	l.t.Fatalf("no MAC address on %s's eth0", host)
+	return ""
+}
+
+// neighbour is the MAC address host has for addr, or "".
+func (l *lab) neighbour(host, addr string) string {
+	f := strings.Fields(l.run("ip", "-n", l.ns(host), "neigh", "show", addr, "dev", "eth0"))
+	for i, w := range f {
+		if w == "lladdr" && i+1 < len(f) {
+			return f[i+1]
+		}
+	}
+	return ""
+}
+
 // link sets the switch port of host up or down: a cut cable.
 func (l *lab) link(host string, up bool) {
 	state := "down"
@@ -160,6 +183,9 @@ func TestKillMaster(t *testing.T) {
 				return strings.HasSuffix(strings.Join(cl.output(), "\n"), " lb1")
 			})
 			time.Sleep(300 * time.Millisecond)
+			if got, want := l.neighbour("client", testVIP), l.mac("lb1"); got != want {
+				t.Fatalf("client's ARP entry for the VIP = %q, want lb1's %s", got, want)
+			}
 			t0 := time.Now()
 			if failure == "kill -9" {
 				lb1.kill(syscall.SIGKILL)
@@ -167,6 +193,11 @@ func TestKillMaster(t *testing.T) {
 				l.link("lb1", false)
 			}
 			waitState(t, lb2, "master", 2*time.Second)
+			// The gratuitous ARPs moved the client's neighbour entry.
+			mac2 := l.mac("lb2")
+			eventually(t, time.Second, "client's ARP entry for the VIP is lb2's MAC "+mac2, func() bool {
+				return l.neighbour("client", testVIP) == mac2
+			})
 			cl.wait(5 * time.Second)
 
 			took, _ := lb2.stateSince("master", t0)

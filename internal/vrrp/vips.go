@@ -8,7 +8,6 @@ import (
 	"net/netip"
 	"syscall"
 
-	"github.com/mdlayher/arp"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/net/ipv6"
 	"golang.org/x/sys/unix"
@@ -105,20 +104,22 @@ func (v *InterfaceVIPs) Announce() error {
 
 // gratuitousARP broadcasts ARP requests whose sender and target are the
 // address itself (RFC 5227 section 3, "ARP Announcement"), which Linux
-// hosts accept to update an existing neighbour entry.
+// hosts accept to update an existing neighbour entry. It writes whole
+// Ethernet frames on a packet socket.
 func gratuitousARP(ifi *net.Interface, addrs []netip.Addr) error {
-	c, err := arp.Dial(ifi)
+	if len(ifi.HardwareAddr) != 6 {
+		return fmt.Errorf("vrrp: gratuitous ARP on %s: not an Ethernet interface", ifi.Name)
+	}
+	fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, int(htons(unix.ETH_P_ARP)))
 	if err != nil {
 		return fmt.Errorf("vrrp: gratuitous ARP on %s: %w", ifi.Name, err)
 	}
-	defer c.Close()
+	defer unix.Close(fd)
+	to := &unix.SockaddrLinklayer{Protocol: htons(unix.ETH_P_ARP), Ifindex: ifi.Index, Halen: 6}
+	copy(to.Addr[:], broadcastMAC)
 	for range garpCount {
 		for _, a := range addrs {
-			p, err := arp.NewPacket(arp.OperationRequest, ifi.HardwareAddr, a, broadcastMAC, a)
-			if err != nil {
-				return fmt.Errorf("vrrp: gratuitous ARP for %v: %w", a, err)
-			}
-			if err := c.WriteTo(p, broadcastMAC); err != nil {
+			if err := unix.Sendto(fd, arpAnnouncement(ifi.HardwareAddr, a), 0, to); err != nil {
 				return fmt.Errorf("vrrp: gratuitous ARP for %v on %s: %w", a, ifi.Name, err)
 			}
 		}
@@ -127,6 +128,27 @@ func gratuitousARP(ifi *net.Interface, addrs []netip.Addr) error {
 }
 
 var broadcastMAC = net.HardwareAddr{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}
+
+func htons(v uint16) uint16 { return v<<8 | v>>8 }
+
+// arpAnnouncement is an Ethernet frame carrying an ARP request (RFC 826)
+// from mac for ip, about ip:
+//
+//	dst MAC ff:ff:ff:ff:ff:ff (6) | src MAC (6) | ethertype 0x0806 (2)
+//	htype 1 (2) | ptype 0x0800 (2) | hlen 6 | plen 4 | op 1 request (2)
+//	sender MAC (6) | sender IP (4) | target MAC ff… (6) | target IP (4)
+func arpAnnouncement(mac net.HardwareAddr, ip netip.Addr) []byte {
+	b := make([]byte, 0, 42)
+	b = append(b, broadcastMAC...)
+	b = append(b, mac...)
+	b = append(b, 0x08, 0x06)
+	b = append(b, 0, 1, 0x08, 0x00, 6, 4, 0, 1)
+	b = append(b, mac...)
+	b = append(b, ip.AsSlice()...)
+	b = append(b, broadcastMAC...)
+	b = append(b, ip.AsSlice()...)
+	return b
+}
 
 // unsolicitedNA sends neighbour advertisements for addrs to all nodes
 // (ff02::1) with the Override flag (RFC 4861 section 7.2.6).
