@@ -14,6 +14,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/go-sql-driver/mysql"
+
 	"fulcrum/internal/config"
 	"fulcrum/internal/dbha"
 )
@@ -141,6 +143,9 @@ func runDBManage(ctx context.Context, e env, args []string) int {
 		return exitUsage
 	}
 	logger := slog.New(slog.NewTextHandler(e.stderr, nil))
+	// The driver reports dropped idle connections on its own; a dead node
+	// is the manager's to report, once.
+	_ = mysql.SetLogger(driverLog{logger})
 	var cfg dbha.Config
 	addr := defaultDBAdmin
 	if *dir != "" {
@@ -282,4 +287,11 @@ func adminCall(ctx context.Context, method, admin, path string) ([]byte, error) 
 		return nil, errors.New(strings.TrimSpace(string(bytes.TrimSpace(body))))
 	}
 	return body, nil
+}
+
+// driverLog sends the MySQL driver's messages to slog at debug level.
+type driverLog struct{ l *slog.Logger }
+
+func (d driverLog) Print(v ...any) {
+	d.l.Debug(strings.TrimSpace(fmt.Sprint(v...)), "component", "mysql-driver")
 }
