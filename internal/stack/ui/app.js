@@ -110,7 +110,8 @@ function drawRates(st) {
     const bar = h("div", { class: "bar" }, h("span", { style: `width:${(100 * w.rps / max).toFixed(1)}%` }));
     div.append(h("div", { class: "rate", id: "rate-" + w.name }, h("strong", {}, w.name), bar, `${w.rps.toFixed(1)} req/s`));
     const hmax = Math.max(1, ...hist);
-    const pts = hist.map((v, i) => `${(i * 300 / 59).toFixed(1)},${(26 - 24 * v / hmax).toFixed(1)}`).join(" ");
+    // Newest sample on the right, one slot per second.
+    const pts = hist.map((v, i) => `${(300 - (hist.length - 1 - i) * 300 / 59).toFixed(1)},${(26 - 24 * v / hmax).toFixed(1)}`).join(" ");
     const sp = el("svg", { class: "spark", viewBox: "0 0 300 28", preserveAspectRatio: "none" });
     sp.append(el("polyline", { points: pts, fill: "none", stroke: "#1f6feb", "stroke-width": 1.5 }));
     div.append(sp);
@@ -153,7 +154,7 @@ function drawTables(st) {
     (m.last_failover_seconds ? ` (last took ${m.last_failover_seconds.toFixed(3)} s)` : "") +
     ` · LB database ports: writes ${st.db_writes}, reads ${st.db_reads}`;
   const rows = [];
-  for (const l of st.lbs) rows.push([l.name, badge(lbClass(l), lbState(l)), l.pid, links(l.links), chaosButtons(l.name, l.running)]);
+  for (const l of st.lbs) rows.push([l.name, badge(lbClass(l), lbState(l).split(" ")[0]), l.pid, links(l.links), chaosButtons(l.name, l.running)]);
   for (const w of st.webs) rows.push([w.name, badge(webClass(w), webState(w)), w.pid, links(w.links), chaosButtons(w.name, w.running)]);
   rows.push(["manager", badge(m.running ? (m.reachable ? "up" : "warn") : "down", m.running ? "UP" : "DEAD"), m.pid, links(m.links), chaosButtons("manager", m.running)]);
   for (const n of st.db) rows.push([n.name, badge(nodeClass(n), nodeState(n)), "", "", chaosButtons(n.name, n.running)]);

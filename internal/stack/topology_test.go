@@ -1,0 +1,81 @@
+package stack
+
+import (
+	"os"
+	"strings"
+	"testing"
+
+	"fulcrum/internal/config"
+	"fulcrum/internal/dbha"
+)
+
+func TestWriteConfigs(t *testing.T) {
+	dir := t.TempDir()
+	c := config.DefaultStack()
+	nodes := []dbha.LocalNode{{Name: "db1", Addr: "127.0.0.1:13306"}, {Name: "db2", Addr: "127.0.0.1:13307"}}
+	creds := dbha.Credentials{AdminUser: "adm", AdminPassword: "a-pw", ReplUser: "rep", ReplPassword: "r-pw", AppUser: "app", AppPassword: "p-pw"}
+	fs, err := writeConfigs(dir, c, nodes, creds)
+	if err != nil {
+		t.Fatalf("writeConfigs() = %v", err)
+	}
+	lb1, err := config.LoadLB(fs.lb["lb1"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	lb2, err := config.LoadLB(fs.lb["lb2"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if lb1.VRRP.Priority != 150 || lb2.VRRP.Priority != 100 || lb1.VRRP.Local.Address != "127.0.0.1:8080" ||
+		lb1.VRRP.Local.Peers[0] != lb2.VRRP.Local.Listen || lb1.VRRP.AdvertInterval.D().String() != "100ms" {
+		t.Errorf("vrrp: lb1 %+v %+v, lb2 %+v", lb1.VRRP, lb1.VRRP.Local, lb2.VRRP.Local)
+	}
+	frontends := func(l *config.LB) string {
+		var out []string
+		for _, f := range l.Frontends {
+			out = append(out, f.Name+"="+strings.Join(f.Bind, ","))
+		}
+		return strings.Join(out, " ")
+	}
+	if got, want := frontends(lb1), "www=127.0.0.1:8080 db-writes=127.0.0.1:13300 db-reads=127.0.0.1:13301"; got != want {
+		t.Errorf("lb1 frontends = %s, want %s", got, want)
+	}
+	if got, want := frontends(lb2), "www=127.0.0.1:8080"; got != want {
+		t.Errorf("lb2 frontends = %s, want %s", got, want)
+	}
+	web := lb1.Backends[0]
+	if web.Name != "web" || web.Balance != "roundrobin" || !web.Redispatch || *web.Retries != 3 ||
+		web.Health.Path != "/healthz" || web.Health.Interval.D().String() != "500ms" || len(web.Servers) != 2 {
+		t.Errorf("backend web = %+v, health %+v", web, web.Health)
+	}
+	for _, b := range lb1.Backends[1:] {
+		if b.Health.Type != "mysql" || len(b.Servers) != 2 || b.Servers[1].Address != "127.0.0.1:13307" {
+			t.Errorf("backend %s = %+v", b.Name, b)
+		}
+	}
+	if r := lb1.Backends[2]; r.Health.Role != "replica" || r.Health.MaxLag.D().String() != "5s" {
+		t.Errorf("backend db-replicas health = %+v, want role replica, max_lag 5s", r.Health)
+	}
+	w, err := config.LoadWeb(fs.web["web1"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w.App != "guestbook" || w.Database.Name != "guestbook" || strings.Join(w.Database.Nodes, ",") != "127.0.0.1:13306,127.0.0.1:13307" || w.Database.User != "app" {
+		t.Errorf("web1 = %+v, database %+v", w, w.Database)
+	}
+	pw, _ := os.ReadFile(w.Database.PasswordFile)
+	if string(pw) != "p-pw\n" {
+		t.Errorf("app password file = %q, want the app password", pw)
+	}
+	db, err := config.LoadDB(fs.db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if db.AdminPassword() != "a-pw" || db.ReplPassword() != "r-pw" || !db.AutoRejoin || db.Interval.D().String() != "500ms" || len(db.Nodes) != 2 {
+		t.Errorf("db.yaml = %+v", db)
+	}
+	fi, err := os.Stat(w.Database.PasswordFile)
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("password file mode = %v, want 0600", fi.Mode())
+	}
+}
