@@ -13,9 +13,11 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
+	"fulcrum/internal/admin"
 	"fulcrum/internal/config"
 	"fulcrum/internal/lb"
 	"fulcrum/internal/vrrp"
@@ -63,6 +65,25 @@ func runLB(ctx context.Context, e env, args []string) int {
 		fmt.Fprintln(e.stderr, "fulcrum lb:", err)
 		return exitUsage
 	}
+	// reload runs from SIGHUP and from the admin API; grace is what
+	// shutdown needs of the running configuration.
+	var mu sync.Mutex
+	grace := cfg.Grace.D()
+	reload := func() error {
+		mu.Lock()
+		defer mu.Unlock()
+		next, err := config.LoadLB(*file)
+		if err != nil {
+			log.Error("reload rejected: the running configuration stays", "error", err)
+			return err
+		}
+		if err := l.Reload(next); err != nil {
+			log.Error("reload failed: the running configuration stays", "error", err)
+			return err
+		}
+		grace = next.Grace.D()
+		return nil
+	}
 	var group *vrrp.Group
 	if cfg.VRRP != nil {
 		opt := vrrp.Options{Log: log.With("vrrp", cfg.VRRP.VirtualRouterID)}
@@ -82,6 +103,27 @@ func runLB(ctx context.Context, e env, args []string) int {
 		log.Error("cannot start", "error", err)
 		return exitFailure
 	}
+	var adminLn net.Listener
+	if cfg.Admin != "" {
+		token := ""
+		if cfg.AdminTokenFile != "" {
+			if token, err = admin.ReadToken(cfg.AdminTokenFile); err != nil {
+				fmt.Fprintln(e.stderr, "fulcrum lb:", err)
+				return exitUsage
+			}
+		}
+		if adminLn, err = listen("tcp", cfg.Admin); err != nil {
+			log.Error("admin: cannot listen", "address", cfg.Admin, "error", err)
+			return exitFailure
+		}
+		a := admin.New(admin.Options{LB: l, Addr: cfg.Admin, Token: token, Logger: log.With("part", "admin"),
+			Reload: reload})
+		go func() {
+			if err := a.Serve(ctx, adminLn); err != nil {
+				log.Error("admin stopped", "error", err)
+			}
+		}()
+	}
 	// The election runs until ctx ends (SIGTERM: it resigns with priority
 	// 0 first, so a peer takes over within Skew_Time).
 	vrrpDone := make(chan struct{})
@@ -99,19 +141,6 @@ func runLB(ctx context.Context, e env, args []string) int {
 	}
 	reportReady(log)
 
-	reload := func() error {
-		next, err := config.LoadLB(*file)
-		if err != nil {
-			log.Error("reload rejected: the running configuration stays", "error", err)
-			return err
-		}
-		if err := l.Reload(next); err != nil {
-			log.Error("reload failed: the running configuration stays", "error", err)
-			return err
-		}
-		cfg = next
-		return nil
-	}
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGUSR2)
 	defer signal.Stop(sigs)
@@ -125,7 +154,7 @@ loop:
 				reload()
 				continue
 			}
-			if err := upgrade(l, args, log); err != nil {
+			if err := upgrade(l, adminLn, cfg.Admin, args, log); err != nil {
 				log.Error("upgrade failed: this process keeps serving", "error", err)
 				continue
 			}
@@ -135,8 +164,11 @@ loop:
 	}
 	stopVRRP()
 	<-vrrpDone
-	log.Info("stopping: finishing in-flight requests", "grace", cfg.Grace.D())
-	sctx, cancel := context.WithTimeout(context.Background(), cfg.Grace.D())
+	mu.Lock()
+	g := grace
+	mu.Unlock()
+	log.Info("stopping: finishing in-flight requests", "grace", g)
+	sctx, cancel := context.WithTimeout(context.Background(), g)
 	defer cancel()
 	if err := l.Shutdown(sctx); err != nil {
 		log.Warn("grace period over: closed remaining connections", "error", err)
@@ -147,7 +179,7 @@ loop:
 
 // upgrade starts this program's binary anew with the same arguments, hands
 // it every listening socket and waits until it reports that it serves.
-func upgrade(l *lb.LB, args []string, log *slog.Logger) error {
+func upgrade(l *lb.LB, adminLn net.Listener, adminAddr string, args []string, log *slog.Logger) error {
 	exe, err := os.Executable()
 	if err != nil {
 		return err
@@ -155,6 +187,13 @@ func upgrade(l *lb.LB, args []string, log *slog.Logger) error {
 	files, err := l.ListenerFiles()
 	if err != nil {
 		return err
+	}
+	if adminLn != nil {
+		f, err := adminLn.(*net.TCPListener).File()
+		if err != nil {
+			return err
+		}
+		files[adminAddr] = f
 	}
 	defer func() {
 		for _, f := range files {

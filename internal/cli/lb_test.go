@@ -98,10 +98,10 @@ func TestLBUpgradeReloadAndStop(t *testing.T) {
 		io.WriteString(w, "ok")
 	}))
 	defer backend.Close()
-	front := freeAddr(t)
+	front, adminAddr := freeAddr(t), freeAddr(t)
 	dir := t.TempDir()
 	file := filepath.Join(dir, "lb.yaml")
-	cfg := fmt.Sprintf("frontends: [{name: www, bind: [\"%s\"], default_backend: web, access_log: false}]\nbackends: [{name: web, servers: [{name: s, address: \"%s\"}]}]\n", front, backend.Listener.Addr())
+	cfg := fmt.Sprintf("admin: %s\nfrontends: [{name: www, bind: [\"%s\"], default_backend: web, access_log: false}]\nbackends: [{name: web, servers: [{name: s, address: \"%s\"}]}]\n", adminAddr, front, backend.Listener.Addr())
 	os.WriteFile(file, []byte(cfg), 0o600)
 	// A file, not a pipe: the successor inherits it, and Wait would wait
 	// for a pipe to close.
@@ -175,6 +175,12 @@ func TestLBUpgradeReloadAndStop(t *testing.T) {
 	cmd.Process.Signal(syscall.SIGHUP)
 	waitFor(t, func() bool { return strings.Contains(logs.String(), "reload rejected") })
 	os.WriteFile(file, []byte(cfg), 0o600)
+	// The admin API reloads too.
+	resp, err := http.Post("http://"+adminAddr+"/api/reload", "application/json", strings.NewReader("{}"))
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("POST /api/reload = %v %v, want 200", resp, err)
+	}
+	resp.Body.Close()
 
 	cmd.Process.Signal(syscall.SIGUSR2)
 	exited := make(chan error, 1)
@@ -195,8 +201,12 @@ func TestLBUpgradeReloadAndStop(t *testing.T) {
 	}
 	// The successor serves; SIGTERM stops it with status 0.
 	pid := successorPID(t, logs.String())
-	if resp, err := http.Get("http://" + front + "/"); err != nil || resp.StatusCode != 200 {
-		t.Fatalf("after upgrade: %v %v", resp, err)
+	for _, u := range []string{"http://" + front + "/", "http://" + adminAddr + "/api/status"} {
+		resp, err := http.Get(u)
+		if err != nil || resp.StatusCode != 200 {
+			t.Fatalf("after upgrade: GET %s = %v %v, want 200 (admin socket handed over too)", u, resp, err)
+		}
+		resp.Body.Close()
 	}
 	p, _ := os.FindProcess(pid)
 	p.Signal(syscall.SIGTERM)
