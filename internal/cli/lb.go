@@ -117,7 +117,7 @@ func runLB(ctx context.Context, e env, args []string) int {
 			return exitFailure
 		}
 		a := admin.New(admin.Options{LB: l, Addr: cfg.Admin, Token: token, Logger: log.With("part", "admin"),
-			Reload: reload})
+			Reload: reload, ResponseTimes: func() []admin.ServerTimes { return responseTimes(l) }})
 		go func() {
 			if err := a.Serve(ctx, adminLn); err != nil {
 				log.Error("admin stopped", "error", err)
@@ -266,4 +266,24 @@ func reportReady(log *slog.Logger) {
 		log.Warn("cannot report ready to the previous process", "error", err)
 	}
 	f.Close()
+}
+
+// responseTimes gives the admin endpoint every server's response-time
+// histogram.
+func responseTimes(l *lb.LB) []admin.ServerTimes {
+	var bounds []float64
+	for _, b := range lb.TimeBounds() {
+		bounds = append(bounds, b.Seconds())
+	}
+	var out []admin.ServerTimes
+	for _, b := range l.Status().Backends {
+		for _, s := range b.Servers {
+			if s.Counts.ResponseTimes == nil {
+				continue
+			}
+			out = append(out, admin.ServerTimes{Backend: b.Name, Server: s.Name, Bounds: bounds,
+				Counts: s.Counts.ResponseTimes, Sum: s.Counts.TimeTotal.Seconds()})
+		}
+	}
+	return out
 }

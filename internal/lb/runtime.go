@@ -76,7 +76,14 @@ type Counts struct {
 	Retries       uint64    `json:"retries"`        // wretr
 	Redispatches  uint64    `json:"redispatches"`   // wredis
 	StatusClasses [6]uint64 `json:"status_classes"` // [0] other, [1] 1xx … [5] 5xx
+	// ResponseTimes counts responses per bucket of TimeBounds (servers
+	// only), the last for longer ones; TimeTotal is their sum.
+	ResponseTimes []uint64      `json:"response_times,omitempty"`
+	TimeTotal     time.Duration `json:"response_time_total_ns,omitempty"`
 }
+
+// TimeBounds returns the upper bounds of the response-time buckets.
+func TimeBounds() []time.Duration { return proxy.TimeBounds[:] }
 
 func counts(c *proxy.Counters) Counts {
 	out := Counts{
@@ -86,6 +93,13 @@ func counts(c *proxy.Counters) Counts {
 	}
 	for i := range out.StatusClasses {
 		out.StatusClasses[i] = c.Status[i].Load()
+	}
+	if total := c.TimeTotalNs.Load(); total > 0 {
+		out.TimeTotal = time.Duration(total)
+		out.ResponseTimes = make([]uint64, len(c.Times))
+		for i := range c.Times {
+			out.ResponseTimes[i] = c.Times[i].Load()
+		}
 	}
 	return out
 }

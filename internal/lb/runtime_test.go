@@ -252,3 +252,26 @@ backends: [{name: web, servers: [{name: web1, address: "%s"}, {name: web2, addre
 		t.Errorf("served by %q after failed reload, want web1", got)
 	}
 }
+
+func TestResponseTimeHistogram(t *testing.T) {
+	a1, n1 := counting(t, "web1")
+	l := startLB(t, fmt.Sprintf(`
+frontends: [{name: www, bind: ["127.0.0.1:0"], default_backend: web, access_log: false}]
+backends: [{name: web, servers: [{name: web1, address: "%s"}]}]
+`, a1))
+	c := &http.Client{}
+	for i := 0; i < 25; i++ {
+		get(t, c, "http://"+l.Addrs("www")[0].String()+"/")
+	}
+	counts := l.Status().Backends[0].Servers[0].Counts
+	var sum uint64
+	for _, n := range counts.ResponseTimes {
+		sum += n
+	}
+	if sum != uint64(n1.Load()) || len(counts.ResponseTimes) != len(TimeBounds())+1 {
+		t.Errorf("histogram holds %d responses in %d buckets, want %d in %d", sum, len(counts.ResponseTimes), n1.Load(), len(TimeBounds())+1)
+	}
+	if counts.TimeTotal <= 0 {
+		t.Errorf("TimeTotal = %v, want > 0", counts.TimeTotal)
+	}
+}

@@ -142,8 +142,29 @@ type Counters struct {
 	Retries     atomic.Uint64 // wretr
 	Redispatch  atomic.Uint64 // wredis
 	Status      [6]atomic.Uint64
-	TimeTotalNs atomic.Uint64 // sum of response times, for averages
 	TLSErrors   atomic.Uint64 // failed TLS handshakes (frontends)
+	// Times counts responses by total time (request head received to
+	// response sent) in the buckets of TimeBounds, the last for longer
+	// ones; TimeTotalNs is their sum.
+	Times       [len(TimeBounds) + 1]atomic.Uint64
+	TimeTotalNs atomic.Uint64
+}
+
+// TimeBounds are the upper bounds of the response-time buckets.
+var TimeBounds = [...]time.Duration{
+	time.Millisecond, 2500 * time.Microsecond, 5 * time.Millisecond, 10 * time.Millisecond,
+	25 * time.Millisecond, 50 * time.Millisecond, 100 * time.Millisecond, 250 * time.Millisecond,
+	500 * time.Millisecond, time.Second, 2500 * time.Millisecond, 5 * time.Second, 10 * time.Second,
+}
+
+// observeTime records one response's total time.
+func (c *Counters) observeTime(d time.Duration) {
+	i := 0
+	for i < len(TimeBounds) && d > TimeBounds[i] {
+		i++
+	}
+	c.Times[i].Add(1)
+	c.TimeTotalNs.Add(uint64(d))
 }
 
 // countStatus records one response of the given status code.

@@ -159,6 +159,7 @@ func (f *HTTPFrontend) serveStream(w http.ResponseWriter, r *http.Request) {
 		}
 		srv.Active.Add(-1)
 		b.release(srv)
+		srv.Stats.observeTime(time.Since(start))
 		for _, cs := range []*Counters{&f.Stats, &b.Stats, &srv.Stats} {
 			cs.BytesOut.Add(uint64(n))
 		}

@@ -347,6 +347,9 @@ func (cc *clientConn) proxy(x *exchange, path []byte, hasBody bool) bool {
 		res := cc.try(ctx, x, srv, hasBody, upgrade)
 		srv.Active.Add(-1)
 		b.release(srv)
+		if res == tryDone {
+			srv.Stats.observeTime(time.Since(x.start))
+		}
 		switch res {
 		case tryDone:
 			return x.status != 0 && !cc.wantClose() && x.err == nil
