@@ -133,16 +133,16 @@ func (s *Server) observe(err error) {
 // Counters are the statistics kept per frontend, backend and server.
 // Field names follow HAProxy's stats columns where one exists.
 type Counters struct {
-	Requests    atomic.Uint64 // stot: requests (http) or connections (tcp)
-	BytesIn     atomic.Uint64 // bin: from clients
-	BytesOut    atomic.Uint64 // bout: to clients
-	ConnErrors  atomic.Uint64 // econ: failed connections to a server
-	RespErrors  atomic.Uint64 // eresp: servers that failed mid-exchange
-	ReqErrors   atomic.Uint64 // ereq: malformed or aborted requests
-	Retries     atomic.Uint64 // wretr
-	Redispatch  atomic.Uint64 // wredis
-	Status      [6]atomic.Uint64
-	TLSErrors   atomic.Uint64 // failed TLS handshakes (frontends)
+	Requests   atomic.Uint64 // stot: requests (http) or connections (tcp)
+	BytesIn    atomic.Uint64 // bin: from clients
+	BytesOut   atomic.Uint64 // bout: to clients
+	ConnErrors atomic.Uint64 // econ: failed connections to a server
+	RespErrors atomic.Uint64 // eresp: servers that failed mid-exchange
+	ReqErrors  atomic.Uint64 // ereq: malformed or aborted requests
+	Retries    atomic.Uint64 // wretr
+	Redispatch atomic.Uint64 // wredis
+	Status     [6]atomic.Uint64
+	TLSErrors  atomic.Uint64 // failed TLS handshakes (frontends)
 	// Times counts responses by total time (request head received to
 	// response sent) in the buckets of TimeBounds, the last for longer
 	// ones; TimeTotalNs is their sum.
