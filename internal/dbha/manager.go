@@ -392,7 +392,7 @@ func (m *Manager) discover(ctx context.Context, st []*NodeStatus) string {
 	if b.Reachable && b.Replica == nil && b.ReadOnly {
 		// The replicas' primary came back read-only (every node starts so):
 		// it has everything they have, so it is made writable again.
-		if err := m.makeWritable(ctx, best, bestVotes > 0); err != nil {
+		if _, err := m.makeWritable(ctx, best, bestVotes > 0); err != nil {
 			m.note("discover", "primary", best, "adopting %s as primary: %v", best, err)
 			return ""
 		}
@@ -708,6 +708,7 @@ func (m *Manager) failover(ctx context.Context, old string, replicas []*NodeStat
 		m.event("refused", n, "%s refused for promotion: %s", n, refused[n])
 	}
 	var chosen string
+	drainStart := time.Now()
 	for _, c := range cands {
 		if err := m.drain(ctx, c.s.Name); err != nil {
 			m.event("refused", c.s.Name, "%s refused for promotion: %v", c.s.Name, err)
@@ -719,7 +720,9 @@ func (m *Manager) failover(ctx context.Context, old string, replicas []*NodeStat
 	if chosen == "" {
 		return "", fmt.Errorf("no replica of %s can be promoted (%d refused)", old, len(replicas))
 	}
-	if err := m.promote(ctx, chosen, replicas, 0); err != nil {
+	drained := time.Since(drainStart)
+	semiWait, err := m.promote(ctx, chosen, replicas, 0)
+	if err != nil {
 		return "", err
 	}
 	d := time.Since(start)
@@ -732,7 +735,8 @@ func (m *Manager) failover(ctx context.Context, old string, replicas []*NodeStat
 		m.lastAutoFailover = m.cfg.Now()
 	}
 	m.mu.Unlock()
-	m.event("failover", chosen, "failover: %s promoted in place of %s in %v", chosen, old, d.Round(time.Millisecond))
+	m.event("failover", chosen, "failover: %s promoted in place of %s in %v (relay log applied in %v, semi-sync replica attached in %v)",
+		chosen, old, d.Round(time.Millisecond), drained.Round(time.Millisecond), semiWait.Round(time.Millisecond))
 	m.afterChange("failover", old, chosen, m.cfg.OnFailover)
 	return chosen, nil
 }
@@ -740,9 +744,10 @@ func (m *Manager) failover(ctx context.Context, old string, replicas []*NodeStat
 // promote makes node the primary and repoints the other replicas to it.
 // Writes are allowed last, once a semi-sync replica is attached, so that
 // the first acknowledged write is already on a replica.
-func (m *Manager) promote(ctx context.Context, node string, others []*NodeStatus, attached int) error {
+// It returns how long the new primary waited for a semi-sync replica.
+func (m *Manager) promote(ctx context.Context, node string, others []*NodeStatus, attached int) (time.Duration, error) {
 	if err := m.execAll(ctx, node, "STOP SLAVE", "RESET SLAVE ALL"); err != nil {
-		return fmt.Errorf("promoting: %w", err)
+		return 0, fmt.Errorf("promoting: %w", err)
 	}
 	repointed := attached
 	for _, o := range others {
@@ -759,18 +764,23 @@ func (m *Manager) promote(ctx context.Context, node string, others []*NodeStatus
 	return m.makeWritable(ctx, node, repointed > 0)
 }
 
-func (m *Manager) makeWritable(ctx context.Context, node string, replicas bool) error {
+// makeWritable enables master-side semi-sync on node, waits (up to
+// SemiSyncWait) for a semi-sync replica when replicas were pointed at it,
+// then clears read_only. It returns the time waited.
+func (m *Manager) makeWritable(ctx context.Context, node string, replicas bool) (time.Duration, error) {
 	db := m.dbs[node]
 	if _, err := db.ExecContext(ctx, "SET GLOBAL rpl_semi_sync_master_enabled=1"); err != nil {
-		return fmt.Errorf("%s: enabling semi-sync: %w", node, err)
+		return 0, fmt.Errorf("%s: enabling semi-sync: %w", node, err)
 	}
+	start := time.Now()
 	if replicas && !waitSemiSyncClients(ctx, db, m.cfg.SemiSyncWait) {
 		m.event("semi-sync", node, "no semi-sync replica attached to %s within %v: commits wait up to the semi-sync timeout", node, m.cfg.SemiSyncWait)
 	}
+	waited := time.Since(start)
 	if _, err := db.ExecContext(ctx, "SET GLOBAL read_only=0"); err != nil {
-		return fmt.Errorf("%s: clearing read_only: %w", node, err)
+		return waited, fmt.Errorf("%s: clearing read_only: %w", node, err)
 	}
-	return nil
+	return waited, nil
 }
 
 func (m *Manager) afterChange(kind, old, new string, hooks []string) {
@@ -846,7 +856,7 @@ func (m *Manager) Switchover(ctx context.Context, to string) error {
 		if err := m.drain(ctx, to); err != nil {
 			return fmt.Errorf("%w: %s: %v", ErrSwitchover, to, err)
 		}
-		if err := m.promote(ctx, to, replicas, 0); err != nil {
+		if _, err := m.promote(ctx, to, replicas, 0); err != nil {
 			return err
 		}
 		m.mu.Lock()
@@ -900,7 +910,7 @@ func (m *Manager) Switchover(ctx context.Context, to string) error {
 			others = append(others, s)
 		}
 	}
-	if err := m.promote(ctx, to, others, attached); err != nil {
+	if _, err := m.promote(ctx, to, others, attached); err != nil {
 		return err
 	}
 	m.mu.Lock()
