@@ -7,6 +7,10 @@
 // refreshed every CheckInterval, so routing keeps working while the
 // failover manager (internal/dbha) is down, and follows its failovers
 // within one interval.
+//
+// Reading a replica's lag (SHOW SLAVE STATUS) needs the SLAVE MONITOR
+// privilege, which the application user of a local cluster has; without
+// it no replica qualifies and every read goes to the primary.
 package dbrouter
 
 import (
