@@ -49,7 +49,7 @@ func newLab(t *testing.T, hosts ...string) *lab {
 		l.run("ip", "-n", ns, "addr", "add", l.addr(h)+"/24", "dev", "eth0")
 		// IPv6 from the documentation prefix (RFC 3849), without duplicate
 		// address detection so that link-local sources are usable at once.
-		l.run("ip", "netns", "exec", ns, "sysctl", "-qw", "net.ipv6.conf.eth0.accept_dad=0")
+		l.run("ip", "netns", "exec", ns, "sh", "-c", "echo 0 > /proc/sys/net/ipv6/conf/eth0/accept_dad")
 		l.run("ip", "-n", ns, "addr", "add", l.addr6(h)+"/64", "dev", "eth0", "nodad")
 		l.run("ip", "-n", ns, "link", "set", "eth0", "up")
 		l.run("ip", "-n", ns, "link", "set", "lo", "up")

@@ -280,10 +280,10 @@ func (r *Router) Status() Status {
 
 // SetFault reports whether the tracked condition name is bad; while it is,
 // the router advertises a lower priority (see Track). Names not listed in
-// Config.Track are ignored. Safe for concurrent use.
+// Config.Track are ignored, so a caller may report every backend. Safe for
+// concurrent use.
 func (r *Router) SetFault(name string, bad bool) {
 	if !slices.ContainsFunc(r.cfg.Track, func(t Track) bool { return t.Name == name }) {
-		r.log.Warn("fault reported for an untracked name", "track", name)
 		return
 	}
 	r.mu.Lock()
