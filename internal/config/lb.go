@@ -238,6 +238,8 @@ func (c *LB) validate() []*fieldError {
 	if c.Admin != "" {
 		if _, err := ParseHostPort(c.Admin); err != nil {
 			add(errorf("admin", "%q: %v", c.Admin, err))
+		} else if !IsLoopback(c.Admin) && c.AdminTokenFile == "" {
+			add(errorf("admin", "%q is not a loopback address: admin_token_file is required", c.Admin))
 		}
 	}
 	if c.VRRP != nil {
@@ -353,6 +355,8 @@ func (b *Backend) validate(p string) []*fieldError {
 		sp := fmt.Sprintf("%s.servers[%d]", p, j)
 		if s.Name == "" {
 			add(errorf(sp+".name", "a name is required"))
+		} else if strings.ContainsAny(s.Name, "/ \t") {
+			add(errorf(sp+".name", "%q: must not contain '/' or spaces", s.Name))
 		} else if names[s.Name] {
 			add(errorf(sp+".name", "duplicate server name %q", s.Name))
 		}
@@ -433,6 +437,20 @@ func ParseHostPort(s string) (string, error) {
 		}
 	}
 	return s, nil
+}
+
+// IsLoopback reports whether a host:port names a loopback address
+// (127.0.0.0/8, ::1 or localhost).
+func IsLoopback(hostport string) bool {
+	host, _, err := net.SplitHostPort(hostport)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	a, err := netip.ParseAddr(host)
+	return err == nil && a.IsLoopback()
 }
 
 // checkBind checks a listening address: like ParseHostPort, but port 0

@@ -141,3 +141,23 @@ func FuzzParseLB(f *testing.F) {
 		}
 	})
 }
+
+func TestAdminOffLoopbackNeedsToken(t *testing.T) {
+	base := "frontends: [{name: f, bind: [\"127.0.0.1:1\"], default_backend: b}]\nbackends: [{name: b, servers: [{name: s, address: \"127.0.0.1:2\"}]}]\n"
+	for _, tt := range []struct {
+		admin string
+		ok    bool
+	}{
+		{"admin: 127.0.0.1:9900\n", true},
+		{"admin: \"[::1]:9900\"\n", true},
+		{"admin: localhost:9900\n", true},
+		{"admin: 0.0.0.0:9900\n", false},
+		{"admin: 192.0.2.1:9900\n", false},
+		{"admin: 192.0.2.1:9900\nadmin_token_file: /etc/fulcrum/token\n", true},
+	} {
+		_, err := ParseLB("lb.yaml", []byte(tt.admin+base))
+		if (err == nil) != tt.ok {
+			t.Errorf("%q: error = %v, want ok=%v", tt.admin, err, tt.ok)
+		}
+	}
+}

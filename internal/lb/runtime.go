@@ -308,6 +308,9 @@ func (l *LB) AddServer(backend, server, addr string, weight int) error {
 	if weight < 0 || weight > 256 {
 		return fmt.Errorf("weight %d: must be 0..256: %w", weight, ErrInvalid)
 	}
+	if server == "" || strings.ContainsAny(server, "/ \t") {
+		return fmt.Errorf("server name %q: must be non-empty without '/' or spaces: %w", server, ErrInvalid)
+	}
 	if _, err := config.ParseHostPort(addr); err != nil {
 		return fmt.Errorf("address %q: %v: %w", addr, err, ErrInvalid)
 	}
