@@ -59,12 +59,12 @@ func ListenIP(cfg IPConfig) (*IPTransport, error) {
 			return nil, err
 		}
 	}
-	network, any := "ip4:112", "0.0.0.0"
+	network, wildcard := "ip4:112", "0.0.0.0"
 	if cfg.IPv6 {
-		network, any = "ip6:112", "::"
+		network, wildcard = "ip6:112", "::"
 	}
 	lc := net.ListenConfig{Control: bindToDevice(ifi.Name)}
-	pc, err := lc.ListenPacket(context.Background(), network, any)
+	pc, err := lc.ListenPacket(context.Background(), network, wildcard)
 	if err != nil {
 		return nil, fmt.Errorf("vrrp: listen %s on %s: %w", network, ifi.Name, err)
 	}
