@@ -390,8 +390,23 @@ func (m *Manager) discover(ctx context.Context, st []*NodeStatus) string {
 	m.clear("discover", "", "", "")
 	b := byName(st)[best]
 	if b.Reachable && b.Replica == nil && b.ReadOnly {
-		// The replicas' primary came back read-only (every node starts so):
-		// it has everything they have, so it is made writable again.
+		// The replicas' primary came back read-only (every node starts so).
+		// It is made writable again only if it has everything they have:
+		// after a crash its binlog may have been truncated below what a
+		// replica received, and then the replica must be promoted instead.
+		have, _ := ParsePosition(b.GTIDBinlogPos)
+		for _, s := range st {
+			if s.Replica == nil || s.Replica.MasterAddr() != m.nodes[best].ReplicationAddr {
+				continue
+			}
+			for _, p := range []string{s.Replica.GTIDIOPos, s.GTIDSlavePos} {
+				if pos, err := ParsePosition(p); err == nil && have != nil && !have.Contains(pos) {
+					m.note("discover", "primary", best, "not making %s writable: replica %s has transactions it lacks (%s beyond %s); make %s the primary with a switchover",
+						best, s.Name, pos, have, s.Name)
+					return ""
+				}
+			}
+		}
 		if _, err := m.makeWritable(ctx, best, bestVotes > 0); err != nil {
 			m.note("discover", "primary", best, "adopting %s as primary: %v", best, err)
 			return ""
