@@ -15,10 +15,11 @@ import (
 	"log/slog"
 	"math/big"
 	"net"
-	"os"
 	"path/filepath"
 	"testing"
 	"time"
+
+	"fulcrum/internal/testenv"
 )
 
 // testCA issues certificates for the tests.
@@ -208,4 +209,6 @@ func waitFor(t testing.TB, what string, d time.Duration, cond func() bool) {
 	}
 }
 
-var _ = os.Remove
+
+// testShort skips an integration test under -short (never under CI).
+func testShort(t *testing.T) { testenv.Short(t) }
