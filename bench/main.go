@@ -2,7 +2,7 @@
 // on one core, in one run, and prints a table of requests per second,
 // latency and peak memory with each figure's ratio to HAProxy's.
 //
-// Usage: go run ./bench [-d 10s] [-c 64] [-scenarios http,tcp] [-out DIR]
+// Usage: go run ./bench [-d 10s] [-c 64] [-procs 1] [-scenarios http,close,1mib,tcp,idle] [-idle 10000] [-out DIR]
 package main
 
 import (
@@ -24,6 +24,7 @@ import (
 type result struct {
 	proxy    string
 	rps      float64
+	mbps     float64 // transfer rate as wrk reports it
 	p50, p99 time.Duration
 	rssKB    int64
 	errors   string
@@ -33,27 +34,40 @@ type scenario struct {
 	name string
 	mode string // http or tcp
 	desc string
+	path string   // requested path
+	wrk  []string // extra wrk arguments
 }
 
 var scenarios = []scenario{
-	{"http", "http", "HTTP keep-alive, small GETs"},
-	{"tcp", "tcp", "TCP mode (HTTP keep-alive through it)"},
+	{"http", "http", "HTTP keep-alive, small GETs", "/", nil},
+	{"close", "http", "HTTP, a new connection per request (Connection: close)", "/", []string{"-H", "Connection: close"}},
+	{"1mib", "http", "HTTP keep-alive, 1 MiB responses", "/1m", nil},
+	{"tcp", "tcp", "TCP mode (HTTP keep-alive through it)", "/", nil},
 }
 
 func main() {
 	dur := flag.Duration("d", 10*time.Second, "duration of each load run")
 	conns := flag.Int("c", 64, "concurrent connections")
-	which := flag.String("scenarios", "http,tcp", "comma-separated scenarios: http, tcp")
+	which := flag.String("scenarios", "http,close,1mib,tcp,idle", "comma-separated scenarios: http, close, 1mib, tcp, idle")
+	procs := flag.Int("procs", 1, "cores per proxy: GOMAXPROCS, nbthread, worker_processes (and wrk threads)")
+	idle := flag.Int("idle", 10000, "idle keep-alive client connections for the idle scenario")
 	outDir := flag.String("out", "bench/out", "directory for configs and logs")
 	fulcrum := flag.String("fulcrum", "bin/fulcrum", "fulcrum binary")
 	flag.Parse()
-	if err := run(*dur, *conns, *which, *outDir, *fulcrum); err != nil {
+	if err := run(opts{*dur, *conns, *procs, *idle, *which, *outDir, *fulcrum}); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
 }
 
-func run(dur time.Duration, conns int, which, outDir, fulcrum string) error {
+type opts struct {
+	dur                    time.Duration
+	conns, procs, idle     int
+	which, outDir, fulcrum string
+}
+
+func run(o opts) error {
+	dur, conns, which, outDir, fulcrum := o.dur, o.conns, o.which, o.outDir, o.fulcrum
 	for _, p := range []string{"haproxy", "nginx", "wrk"} {
 		if _, err := exec.LookPath(p); err != nil {
 			return fmt.Errorf("%s not found: run `make bench`, which installs it", p)
@@ -73,22 +87,23 @@ func run(dur time.Duration, conns int, which, outDir, fulcrum string) error {
 		return err
 	}
 	defer stopBE()
-	fmt.Printf("backends: nginx (1 worker) on 127.0.0.1:%d and :%d; load: wrk -t1 -c%d -d%s; %s\n\n",
-		be1, be2, conns, dur, time.Now().UTC().Format(time.RFC3339))
+	fmt.Printf("backends: nginx (1 worker) on 127.0.0.1:%d and :%d; each proxy on %d core(s); load: wrk -t%d -c%d -d%s; %s\n\n",
+		be1, be2, o.procs, o.procs, conns, dur, time.Now().UTC().Format(time.RFC3339))
+	selected := func(name string) bool { return strings.Contains(","+which+",", ","+name+",") }
 	for _, sc := range scenarios {
-		if !strings.Contains(","+which+",", ","+sc.name+",") {
+		if !selected(sc.name) {
 			continue
 		}
 		var results []result
 		for _, px := range []string{"haproxy", "fulcrum", "nginx"} {
 			port := freePort()
-			cmd, err := startProxy(px, sc.mode, dir, fulcrum, port, be1, be2)
+			cmd, err := startProxy(px, sc.mode, dir, fulcrum, port, be1, be2, o.procs)
 			if err != nil {
 				return fmt.Errorf("%s %s: %w", px, sc.name, err)
 			}
-			url := fmt.Sprintf("http://127.0.0.1:%d/", port)
-			wrk(url, conns, 2*time.Second) // warm-up
-			r, err := wrk(url, conns, dur)
+			url := fmt.Sprintf("http://127.0.0.1:%d%s", port, sc.path)
+			wrk(url, o.procs, conns, 2*time.Second, sc.wrk) // warm-up
+			r, err := wrk(url, o.procs, conns, dur, sc.wrk)
 			r.proxy = px
 			r.rssKB = peakRSS(cmd.Process.Pid)
 			stop(cmd)
@@ -99,17 +114,35 @@ func run(dur time.Duration, conns int, which, outDir, fulcrum string) error {
 		}
 		printTable(sc, results)
 	}
+	if selected("idle") {
+		var rows []idleResult
+		for _, px := range []string{"haproxy", "fulcrum", "nginx"} {
+			port := freePort()
+			cmd, err := startProxy(px, "http", dir, fulcrum, port, be1, be2, o.procs)
+			if err != nil {
+				return fmt.Errorf("%s idle: %w", px, err)
+			}
+			r, err := idleConns(cmd.Process.Pid, fmt.Sprintf("127.0.0.1:%d", port), o.idle)
+			r.proxy = px
+			stop(cmd)
+			if err != nil {
+				return fmt.Errorf("%s idle: %w", px, err)
+			}
+			rows = append(rows, r)
+		}
+		printIdle(o.idle, rows)
+	}
 	return nil
 }
 
 func printTable(sc scenario, rs []result) {
 	base := rs[0] // haproxy
 	fmt.Printf("### %s\n\n", sc.desc)
-	fmt.Println("| proxy | req/s | × HAProxy | p50 | × | p99 | × | peak RSS | × | errors |")
-	fmt.Println("|---|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+	fmt.Println("| proxy | req/s | × HAProxy | MB/s | p50 | × | p99 | × | peak RSS | × | errors |")
+	fmt.Println("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
 	for _, r := range rs {
-		fmt.Printf("| %s | %.0f | %.2f | %s | %.2f | %s | %.2f | %.1f MB | %.2f | %s |\n",
-			r.proxy, r.rps, r.rps/base.rps,
+		fmt.Printf("| %s | %.0f | %.2f | %.1f | %s | %.2f | %s | %.2f | %.1f MB | %.2f | %s |\n",
+			r.proxy, r.rps, r.rps/base.rps, r.mbps,
 			r.p50, ratio(r.p50, base.p50), r.p99, ratio(r.p99, base.p99),
 			float64(r.rssKB)/1024, float64(r.rssKB)/float64(base.rssKB), r.errors)
 	}
@@ -146,10 +179,13 @@ http {
   fastcgi_temp_path %[1]s;
   uwsgi_temp_path %[1]s;
   scgi_temp_path %[1]s;
-  server { listen 127.0.0.1:%[2]d; location / { return 200 "hello from backend 1\n"; } }
-  server { listen 127.0.0.1:%[3]d; location / { return 200 "hello from backend 2\n"; } }
+  server { listen 127.0.0.1:%[2]d; location / { return 200 "hello from backend 1\n"; } location = /1m { alias %[1]s/1m.bin; } }
+  server { listen 127.0.0.1:%[3]d; location / { return 200 "hello from backend 2\n"; } location = /1m { alias %[1]s/1m.bin; } }
 }
 `, dir, p1, p2)
+	if err := os.WriteFile(filepath.Join(dir, "1m.bin"), make([]byte, 1<<20), 0o644); err != nil {
+		return nil, err
+	}
 	cmd, err := startProcess(dir, "backends", "nginx", []string{"-c", write(dir, "backends.conf", conf), "-p", dir}, nil, p1)
 	if err != nil {
 		return nil, err
@@ -157,12 +193,12 @@ http {
 	return func() { stop(cmd) }, nil
 }
 
-func startProxy(name, mode, dir, fulcrum string, port, be1, be2 int) (*exec.Cmd, error) {
+func startProxy(name, mode, dir, fulcrum string, port, be1, be2, procs int) (*exec.Cmd, error) {
 	switch name {
 	case "haproxy":
 		conf := fmt.Sprintf(`global
-  nbthread 1
-  maxconn 8000
+  nbthread %[5]d
+  maxconn 9000
 defaults
   mode %[1]s
   timeout connect 5s
@@ -175,7 +211,7 @@ backend b
   balance roundrobin
   server s1 127.0.0.1:%[3]d
   server s2 127.0.0.1:%[4]d
-`, mode, port, be1, be2)
+`, mode, port, be1, be2, procs)
 		return startProcess(dir, "haproxy-"+mode, "haproxy", []string{"-db", "-f", write(dir, "haproxy-"+mode+".cfg", conf)}, nil, port)
 	case "nginx":
 		var body string
@@ -200,7 +236,7 @@ backend b
 		if mode == "tcp" {
 			load = "load_module /usr/lib/nginx/modules/ngx_stream_module.so;\n"
 		}
-		conf := fmt.Sprintf("%sworker_processes 1;\ndaemon off;\npid %s/nginx-proxy.pid;\nerror_log %s/nginx-proxy.err;\nevents { worker_connections 16384; }\n%s\n", load, dir, dir, body)
+		conf := fmt.Sprintf("%sworker_processes %d;\ndaemon off;\npid %s/nginx-proxy.pid;\nerror_log %s/nginx-proxy.err;\nevents { worker_connections 16384; }\n%s\n", load, procs, dir, dir, body)
 		return startProcess(dir, "nginx-"+mode, "nginx", []string{"-c", write(dir, "nginx-"+mode+".conf", conf), "-p", dir}, nil, port)
 	case "fulcrum":
 		conf := fmt.Sprintf(`frontends:
@@ -213,7 +249,7 @@ backends:
       - {name: s1, address: "127.0.0.1:%[3]d"}
       - {name: s2, address: "127.0.0.1:%[4]d"}
 `, mode, port, be1, be2)
-		return startProcess(dir, "fulcrum-"+mode, fulcrum, []string{"lb", "-c", write(dir, "fulcrum-"+mode+".yaml", conf)}, []string{"GOMAXPROCS=1"}, port)
+		return startProcess(dir, "fulcrum-"+mode, fulcrum, []string{"lb", "-c", write(dir, "fulcrum-"+mode+".yaml", conf)}, []string{fmt.Sprintf("GOMAXPROCS=%d", procs)}, port)
 	}
 	return nil, fmt.Errorf("unknown proxy %q", name)
 }
@@ -263,13 +299,15 @@ func stop(cmd *exec.Cmd) {
 
 var (
 	reRPS     = regexp.MustCompile(`Requests/sec:\s+([\d.]+)`)
+	reXfer    = regexp.MustCompile(`Transfer/sec:\s+([\d.]+)(B|KB|MB|GB)`)
 	reLatency = regexp.MustCompile(`(?m)^\s+(50|99)%\s+([\d.]+)(us|ms|s)\s*$`)
 	reErrors  = regexp.MustCompile(`(?m)^\s+(Non-2xx or 3xx responses: \d+|Socket errors: .*)$`)
 )
 
-// wrk runs wrk with one thread and returns its figures.
-func wrk(url string, conns int, dur time.Duration) (result, error) {
-	out, err := exec.Command("wrk", "-t1", fmt.Sprintf("-c%d", conns), fmt.Sprintf("-d%ds", int(dur.Seconds())), "--latency", url).CombinedOutput()
+// wrk runs wrk and returns its figures.
+func wrk(url string, threads, conns int, dur time.Duration, extra []string) (result, error) {
+	args := append([]string{fmt.Sprintf("-t%d", threads), fmt.Sprintf("-c%d", conns), fmt.Sprintf("-d%ds", int(dur.Seconds())), "--latency"}, extra...)
+	out, err := exec.Command("wrk", append(args, url)...).CombinedOutput()
 	if err != nil {
 		return result{}, fmt.Errorf("wrk: %v: %s", err, out)
 	}
@@ -279,6 +317,10 @@ func wrk(url string, conns int, dur time.Duration) (result, error) {
 		return r, errors.New("wrk: no Requests/sec in output: " + string(out))
 	}
 	r.rps, _ = strconv.ParseFloat(string(m[1]), 64)
+	if m := reXfer.FindSubmatch(out); m != nil {
+		v, _ := strconv.ParseFloat(string(m[1]), 64)
+		r.mbps = v * map[string]float64{"B": 1.0 / (1 << 20), "KB": 1.0 / 1024, "MB": 1, "GB": 1024}[string(m[2])]
+	}
 	for _, m := range reLatency.FindAllSubmatch(out, -1) {
 		v, _ := strconv.ParseFloat(string(m[2]), 64)
 		unit := map[string]time.Duration{"us": time.Microsecond, "ms": time.Millisecond, "s": time.Second}[string(m[3])]
@@ -297,8 +339,12 @@ func wrk(url string, conns int, dur time.Duration) (result, error) {
 	return r, nil
 }
 
-// peakRSS returns a process's peak resident set size (VmHWM) in KiB.
-func peakRSS(pid int) int64 {
+// peakRSS returns the peak resident set size (VmHWM) in KiB of a process
+// and its children.
+func peakRSS(pid int) int64 { return treeKB(pid, "VmHWM:") }
+
+// statusKB reads a KiB field of /proc/PID/status.
+func statusKB(pid int, field string) int64 {
 	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		return 0
@@ -306,10 +352,90 @@ func peakRSS(pid int) int64 {
 	defer f.Close()
 	s := bufio.NewScanner(f)
 	for s.Scan() {
-		if strings.HasPrefix(s.Text(), "VmHWM:") {
+		if strings.HasPrefix(s.Text(), field) {
 			n, _ := strconv.ParseInt(strings.Fields(s.Text())[1], 10, 64)
 			return n
 		}
 	}
 	return 0
+}
+
+type idleResult struct {
+	proxy         string
+	before, after int64 // RSS in KiB
+	opened        int
+}
+
+// idleConns opens n keep-alive connections through the proxy, each carrying
+// one request, leaves them idle, and measures the proxy's RSS before and
+// after.
+func idleConns(pid int, addr string, n int) (idleResult, error) {
+	r := idleResult{before: rss(pid)}
+	conns := make([]net.Conn, 0, n)
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	req := []byte("GET / HTTP/1.1\r\nHost: bench\r\n\r\n")
+	buf := make([]byte, 4096)
+	for i := 0; i < n; i++ {
+		c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+		if err != nil {
+			return r, fmt.Errorf("after %d connections: %w", i, err)
+		}
+		conns = append(conns, c)
+		c.SetDeadline(time.Now().Add(5 * time.Second))
+		if _, err := c.Write(req); err != nil {
+			return r, err
+		}
+		if _, err := c.Read(buf); err != nil {
+			return r, fmt.Errorf("connection %d: %w", i, err)
+		}
+	}
+	r.opened = len(conns)
+	time.Sleep(2 * time.Second)
+	r.after = rss(pid)
+	return r, nil
+}
+
+func printIdle(n int, rows []idleResult) {
+	fmt.Printf("### %d idle keep-alive client connections (each after one request)\n\n", n)
+	fmt.Println("| proxy | RSS before | RSS with idle conns | growth | per connection | × HAProxy |")
+	fmt.Println("|---|---:|---:|---:|---:|---:|")
+	base := float64(rows[0].after - rows[0].before)
+	for _, r := range rows {
+		g := float64(r.after - r.before)
+		fmt.Printf("| %s | %.1f MB | %.1f MB | %.1f MB | %.2f KB | %.2f |\n", r.proxy,
+			float64(r.before)/1024, float64(r.after)/1024, g/1024, g/float64(r.opened), g/base)
+	}
+	fmt.Println()
+}
+
+// rss returns the resident set size (VmRSS) in KiB of a process and its
+// children (nginx serves from worker processes).
+func rss(pid int) int64 { return treeKB(pid, "VmRSS:") }
+
+// treeKB sums a KiB field of /proc/PID/status over pid and its children.
+func treeKB(pid int, field string) int64 {
+	total := statusKB(pid, field)
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		child, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", child))
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ppid …; comm may hold spaces, so cut after ')'.
+		if i := strings.LastIndexByte(string(b), ')'); i > 0 {
+			f := strings.Fields(string(b[i+1:]))
+			if len(f) > 1 && f[1] == strconv.Itoa(pid) {
+				total += statusKB(child, field)
+			}
+		}
+	}
+	return total
 }
