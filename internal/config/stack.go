@@ -68,7 +68,8 @@ type StackDB struct {
 	// Manager is the DB manager's status, /metrics and switchover API
 	// (default 127.0.0.1:9910).
 	Manager string `yaml:"manager"`
-	// Interval is how often the manager checks every node (default 500ms).
+	// Interval is how often the manager checks every node (default 250ms:
+	// a dead primary is noticed within it).
 	Interval Duration `yaml:"interval"`
 	// FailoverCooldown holds a second automatic failover within this time
 	// of the previous one (default 30s, short for a demonstration; the
@@ -157,7 +158,7 @@ func (c *Stack) setDefaults() {
 	def(&d.Writes, "127.0.0.1:13300")
 	def(&d.Reads, "127.0.0.1:13301")
 	def(&d.Manager, "127.0.0.1:9910")
-	defDur(&d.Interval, 500*time.Millisecond)
+	defDur(&d.Interval, 250*time.Millisecond)
 	defDur(&d.FailoverCooldown, 30*time.Second)
 	def(&d.Name, "guestbook")
 }

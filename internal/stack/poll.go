@@ -180,18 +180,26 @@ func (s *Stack) poll(ctx context.Context) {
 
 	s.mu.Lock()
 	prev := s.state
+	// Rates over at least half a second: start-up polls come faster.
 	elapsed := now.Sub(s.prevAt).Seconds()
+	sample := elapsed >= 0.5
 	for i := range webs {
-		if r, ok := s.prevReqs[webs[i].Name]; ok && elapsed > 0 && webs[i].Requests >= r && webs[i].Running {
+		r, ok := s.prevReqs[webs[i].Name]
+		switch {
+		case !webs[i].Running || webs[i].Requests == 0:
+			delete(s.prevReqs, webs[i].Name)
+			continue
+		case !sample && i < len(prev.Webs):
+			webs[i].RPS = prev.Webs[i].RPS
+			continue
+		case ok && webs[i].Requests >= r:
 			webs[i].RPS = float64(webs[i].Requests-r) / elapsed
 		}
-		if webs[i].Running && webs[i].Requests > 0 {
-			s.prevReqs[webs[i].Name] = webs[i].Requests
-		} else {
-			delete(s.prevReqs, webs[i].Name)
-		}
+		s.prevReqs[webs[i].Name] = webs[i].Requests
 	}
-	s.prevAt = now
+	if sample {
+		s.prevAt = now
+	}
 	primary := prev.Primary
 	if msOK {
 		primary = ms.Primary
@@ -214,8 +222,11 @@ func (s *Stack) poll(ctx context.Context) {
 		s.nodeRunning[n.Name] = n.Running
 	}
 	serverChanges := map[string]string{}
-	for _, l := range lbs {
+	for i, l := range lbs {
 		for _, sv := range l.Servers {
+			if i > 0 && sv.Backend != "web" {
+				continue // only the first serves the database ports
+			}
 			k := l.Name + " " + sv.Backend + "/" + sv.Name
 			if old, ok := s.seenServer[k]; ok && old != sv.State {
 				serverChanges[k] = sv.State

@@ -71,7 +71,7 @@ func TestWriteConfigs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if db.AdminPassword() != "a-pw" || db.ReplPassword() != "r-pw" || !db.AutoRejoin || db.Interval.D().String() != "500ms" || len(db.Nodes) != 2 {
+	if db.AdminPassword() != "a-pw" || db.ReplPassword() != "r-pw" || !db.AutoRejoin || db.Interval.D().String() != "250ms" || db.CheckTimeout.D().String() != "1s" || len(db.Nodes) != 2 {
 		t.Errorf("db.yaml = %+v", db)
 	}
 	fi, err := os.Stat(w.Database.PasswordFile)

@@ -2,16 +2,21 @@ package e2e
 
 import (
 	"bytes"
+	"database/sql"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/go-sql-driver/mysql"
 
 	"fulcrum/internal/stack"
 	"fulcrum/internal/testenv"
@@ -191,6 +196,7 @@ func TestStackSurvivesChaos(t *testing.T) {
 	u := startUp(t, 2)
 	st := u.waitFor(t, "the stack to be healthy", 120*time.Second, healthy)
 	t.Logf("stack up: active %s, primary %s", st.ActiveLB, st.Primary)
+	u.checkDBPorts(t, st)
 
 	c := newClient(u.front)
 	stop := make(chan struct{})
@@ -256,6 +262,7 @@ func TestStackSurvivesChaos(t *testing.T) {
 	}}, "db-primary", 5*time.Second, func(st *stack.State) bool { return st.Primary != "" && st.Primary != primary })
 
 	stopClient()
+	u.checkDBPorts(t, u.state(t))
 	t.Logf("%-28s %-60s %-60s", "phase", "reads", "writes")
 	for _, p := range phases {
 		a, w, r := c.stats(p.from, p.to, all), c.stats(p.from, p.to, writes), c.stats(p.from, p.to, reads)
@@ -304,5 +311,52 @@ func TestStackSurvivesChaos(t *testing.T) {
 		if !strings.Contains(string(out), want) {
 			t.Errorf("fulcrum status output lacks %q:\n%s", want, out)
 		}
+	}
+}
+
+// checkDBPorts checks the load balancer's database ports: the writes port
+// reaches the writable primary, the reads port a read-only replica.
+func (u *upProcess) checkDBPorts(t *testing.T, st *stack.State) {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(u.dir, "db", "cluster.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cl struct {
+		Credentials struct {
+			User     string `json:"app_user"`
+			Password string `json:"app_password"`
+		} `json:"credentials"`
+	}
+	if err := json.Unmarshal(data, &cl); err != nil {
+		t.Fatal(err)
+	}
+	for _, port := range []struct {
+		addr     string
+		readOnly int
+	}{{st.DBWrites, 0}, {st.DBReads, 1}} {
+		mc := mysql.NewConfig()
+		mc.User, mc.Passwd, mc.Net, mc.Addr, mc.Timeout = cl.Credentials.User, cl.Credentials.Password, "tcp", port.addr, 2*time.Second
+		db, err := sql.Open("mysql", mc.FormatDSN())
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ro, id int
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			err = db.QueryRow("SELECT @@read_only, @@server_id").Scan(&ro, &id)
+			if (err == nil && ro == port.readOnly) || time.Now().After(deadline) {
+				break
+			}
+			db.Close()
+			db, _ = sql.Open("mysql", mc.FormatDSN())
+			time.Sleep(200 * time.Millisecond)
+		}
+		db.Close()
+		if err != nil || ro != port.readOnly {
+			t.Errorf("through %s: @@read_only = %d (err %v), want %d", port.addr, ro, err, port.readOnly)
+			continue
+		}
+		t.Logf("through %s: server_id %d, read_only %d", port.addr, id, ro)
 	}
 }
