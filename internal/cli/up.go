@@ -7,6 +7,8 @@ import (
 	"os"
 	"path/filepath"
 
+	"golang.org/x/sys/unix"
+
 	"fulcrum/internal/config"
 	"fulcrum/internal/stack"
 )
@@ -58,15 +60,15 @@ func runUp(ctx context.Context, e env, args []string) int {
 		fmt.Fprintf(e.stderr, "fulcrum up: %v\n", err)
 		return exitFailure
 	}
-	terminal := false
+	terminal, width := false, 0
 	if f, ok := e.stdout.(*os.File); ok {
-		if fi, err := f.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
-			terminal = true
+		if ws, err := unix.IoctlGetWinsize(int(f.Fd()), unix.TIOCGWINSZ); err == nil {
+			terminal, width = true, int(ws.Col)
 		}
 	}
 	// Progress and events go to DIR/logs/up.log; the terminal keeps the
 	// status line. Events also show in `fulcrum status` and the dashboard.
-	s, err := stack.New(stack.Options{Dir: *dir, Config: cfg, Fresh: *fresh, Out: e.stdout, Terminal: terminal})
+	s, err := stack.New(stack.Options{Dir: *dir, Config: cfg, Fresh: *fresh, Out: e.stdout, Terminal: terminal, Width: width})
 	if err != nil {
 		fmt.Fprintf(e.stderr, "fulcrum up: %v\n", err)
 		return exitUsage

@@ -49,7 +49,11 @@ func (s *Stack) watch(ctx context.Context) {
 			st := s.State()
 			switch {
 			case s.opt.Terminal:
-				fmt.Fprintf(w, "\r\033[K%s", StatusLine(&st))
+				line := StatusLine(&st)
+				if r := []rune(line); s.opt.Width > 1 && len(r) >= s.opt.Width {
+					line = string(r[:s.opt.Width-1])
+				}
+				fmt.Fprintf(w, "\r\033[K%s", line)
 			case time.Since(lastLine) >= s.opt.StatusEvery:
 				fmt.Fprintln(w, StatusLine(&st))
 				lastLine = time.Now()

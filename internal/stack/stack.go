@@ -41,8 +41,11 @@ type Options struct {
 	// Out receives the URLs, the status table and the live status line
 	// (nil: none). Terminal rewrites the line in place with \r; otherwise
 	// a line is written every StatusEvery (default 5s).
-	Out         io.Writer
-	Terminal    bool
+	Out      io.Writer
+	Terminal bool
+	// Width is the terminal's width: the rewritten line is cut to it, so
+	// that it never wraps (0: not cut).
+	Width       int
 	StatusEvery time.Duration
 	// PollInterval is how often the state is read from the components
 	// (default 1s).
