@@ -695,6 +695,9 @@ func (l *Local) restart(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if prim, err = l.mostAdvanced(ctx, prim); err != nil {
+		return err
+	}
 	others := 0
 	for _, n := range l.Nodes() {
 		if n.Name == prim.Name {
@@ -720,6 +723,57 @@ func (l *Local) restart(ctx context.Context) error {
 		return err
 	}
 	return l.waitReplicas(ctx, prim)
+}
+
+// mostAdvanced returns prim, unless a replica has applied transactions
+// prim lacks (a crashed primary's binlog is truncated to what it had
+// committed, and a replica may have received more): then that replica,
+// the most advanced, stopped from replicating so that it can lead.
+func (l *Local) mostAdvanced(ctx context.Context, prim LocalNode) (LocalNode, error) {
+	pos := func(n LocalNode, v string) (Position, error) {
+		db, err := l.rootDB(n)
+		if err != nil {
+			return nil, err
+		}
+		defer db.Close()
+		var s string
+		if err := db.QueryRowContext(ctx, "SELECT "+v).Scan(&s); err != nil {
+			return nil, fmt.Errorf("dbha: %s: %w", n.Name, err)
+		}
+		return ParsePosition(s)
+	}
+	best, err := pos(prim, "@@gtid_binlog_pos")
+	if err != nil {
+		return prim, err
+	}
+	chosen := prim
+	for _, n := range l.Nodes() {
+		if n.Name == prim.Name {
+			continue
+		}
+		applied, err := pos(n, "@@gtid_slave_pos")
+		if err != nil {
+			return prim, err
+		}
+		if !best.Contains(applied) {
+			chosen, best = n, applied
+		}
+	}
+	if chosen.Name == prim.Name {
+		return prim, nil
+	}
+	l.log.Warn("a replica is ahead of the primary; it becomes the primary", "primary", prim.Name, "replica", chosen.Name, "gtid", best.String())
+	db, err := l.rootDB(chosen)
+	if err != nil {
+		return prim, err
+	}
+	defer db.Close()
+	for _, q := range []string{"STOP SLAVE", "RESET SLAVE ALL"} {
+		if _, err := db.ExecContext(ctx, q); err != nil {
+			return prim, fmt.Errorf("dbha: %s: %s: %w", chosen.Name, q, err)
+		}
+	}
+	return chosen, nil
 }
 
 // findPrimary asks the running nodes: the one writable node that
@@ -798,12 +852,38 @@ func (l *Local) waitReplicas(ctx context.Context, prim LocalNode) error {
 			rs, _ := readReplica(ctx, rdb)
 			err = fmt.Errorf("not caught up with %s (%s) within 20s; replication: %+v", prim.Name, pos, rs)
 		}
+		if err == nil {
+			// A replica restarted before its primary retries the connection
+			// every second: wait until it is connected.
+			err = waitIORunning(ctx, rdb, 20*time.Second)
+		}
 		rdb.Close()
 		if err != nil {
 			return fmt.Errorf("dbha: %s: %w", n.Name, err)
 		}
 	}
 	return nil
+}
+
+func waitIORunning(ctx context.Context, db *sql.DB, limit time.Duration) error {
+	deadline := time.Now().Add(limit)
+	for {
+		rs, err := readReplica(ctx, db)
+		if err != nil {
+			return err
+		}
+		if rs == nil || rs.IORunning == "Yes" {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("replication IO thread %s after %v: %s", rs.IORunning, limit, rs.LastIOError)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
 }
 
 func waitSemiSyncClients(ctx context.Context, db *sql.DB, limit time.Duration) bool {

@@ -152,6 +152,41 @@ func TestLocalClusterStartRestart(t *testing.T) {
 	if !strings.Contains(readFile(t, envPath), n4.Addr) {
 		t.Errorf("cluster.env does not list %s", n4.Addr)
 	}
+
+	// A replica that applied more than the primary has (as after a crash
+	// truncated the primary's binlog; simulated by moving its position)
+	// leads after a restart.
+	adm3 := adminDB(t, l2, "db3")
+	var binlog string
+	if err := adm3.QueryRowContext(ctx, "SELECT @@gtid_binlog_pos").Scan(&binlog); err != nil {
+		t.Fatal(err)
+	}
+	ahead, _ := ParsePosition(binlog)
+	for d, g := range ahead {
+		g.Seq += 1000
+		ahead[d] = g
+	}
+	for _, q := range []string{"STOP SLAVE", "SET GLOBAL gtid_slave_pos='" + ahead.String() + "'"} {
+		if _, err := adm3.ExecContext(ctx, q); err != nil {
+			t.Fatalf("db3: %s: %v", q, err)
+		}
+	}
+	if err := l2.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := StartLocal(ctx, LocalConfig{Dir: l.Dir()}); err != nil {
+		t.Fatalf("StartLocal(replica ahead) = %v", err)
+	}
+	// m4 still believes db2 is the primary: it must follow, not fence db3.
+	if s := m4.Check(ctx); s.Primary != "db3" || !hasEvent(s, "primary", "db3", "changed outside the manager") {
+		t.Errorf("primary after restart with db3 ahead = %q, want db3 (events %+v)", s.Primary, s.Events)
+	}
+	s = m4.Check(ctx)
+	for _, n := range s.Nodes {
+		if n.Name != "db3" && (n.Role != "replica" || !n.ReadOnly || !n.Replica.Healthy()) {
+			t.Errorf("%s: role %q read_only %v replica %+v; want a healthy replica of db3", n.Name, n.Role, n.ReadOnly, n.Replica)
+		}
+	}
 }
 
 func readFile(t *testing.T, path string) string {

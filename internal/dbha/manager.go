@@ -436,6 +436,33 @@ func (m *Manager) decide(ctx context.Context, st []*NodeStatus) {
 		m.setPrimary(prim)
 	}
 	p := by[prim]
+	if !p.Reachable || p.ReadOnly || p.Replica != nil {
+		// The primary may have changed outside the manager (a switchover by
+		// other means, a cluster restarted by fulcrum db start): follow the
+		// one writable node that replicates from nobody rather than fence
+		// it; when the old primary is unreachable, only if replicas follow
+		// that node too.
+		var leaders []*NodeStatus
+		for _, s := range st {
+			if s.Name != prim && s.Reachable && !s.ReadOnly && s.Replica == nil {
+				leaders = append(leaders, s)
+			}
+		}
+		followed := p.Reachable
+		if len(leaders) == 1 && !followed {
+			for _, s := range st {
+				if s.Reachable && m.pointsTo(s, leaders[0].Name) {
+					followed = true
+				}
+			}
+		}
+		if len(leaders) == 1 && followed {
+			m.event("primary", leaders[0].Name, "primary changed outside the manager: %s is writable and replicates from nobody, %s no longer leads", leaders[0].Name, prim)
+			prim = leaders[0].Name
+			m.setPrimary(prim)
+			p = leaders[0]
+		}
+	}
 	var primPos Position
 	if p.Reachable {
 		primPos, _ = ParsePosition(p.GTIDBinlogPos)
