@@ -39,7 +39,7 @@ func newTestCA(t testing.TB) *testCA {
 		SerialNumber:          big.NewInt(1),
 		Subject:               pkix.Name{CommonName: "edge test CA"},
 		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(24 * time.Hour),
+		NotAfter:              time.Now().AddDate(1, 0, 0),
 		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
 		BasicConstraintsValid: true,
 		IsCA:                  true,
@@ -58,6 +58,7 @@ type leafOpts struct {
 	ocsp   string // responder URL
 	serial int64
 	client bool
+	days   int // validity (default 1)
 }
 
 // issue returns a PEM chain (leaf, then this CA) and the leaf's PEM key.
@@ -80,7 +81,7 @@ func (ca *testCA) issue(t testing.TB, o leafOpts) (chainPEM, keyPEM []byte) {
 		SerialNumber: big.NewInt(o.serial),
 		Subject:      pkix.Name{CommonName: o.names[0]},
 		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(24 * time.Hour),
+		NotAfter:     time.Now().AddDate(0, 0, max(o.days, 1)),
 		KeyUsage:     x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment,
 		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 	}
@@ -208,7 +209,6 @@ func waitFor(t testing.TB, what string, d time.Duration, cond func() bool) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
-
 
 // testShort skips an integration test under -short (never under CI).
 func testShort(t *testing.T) { testenv.Short(t) }
