@@ -3,13 +3,16 @@ package proxy
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"net"
 	"net/http"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"fulcrum/internal/balance"
+	"fulcrum/internal/edge"
 )
 
 // Backend is a group of servers sharing a balancer, retry policy and
@@ -44,6 +47,28 @@ type BackendConfig struct {
 	// Observe5xx counts 5xx responses (but 501 and 505) as server errors for
 	// passive health checks.
 	Observe5xx bool
+	// TLS, when set, encrypts connections to the servers (ServerName
+	// defaults to the server address's host).
+	TLS *tls.Config
+	// SendProxy is "v1" or "v2" to send a PROXY protocol header naming the
+	// client on every server connection; such connections carry one
+	// client's requests only and are not pooled.
+	SendProxy string
+}
+
+// proxyHeader returns the PROXY protocol header for client connection c.
+func proxyHeader(version string, c net.Conn) []byte {
+	var src, dst netip.AddrPort
+	if a, ok := c.RemoteAddr().(*net.TCPAddr); ok {
+		src = a.AddrPort()
+	}
+	if a, ok := c.LocalAddr().(*net.TCPAddr); ok {
+		dst = a.AddrPort()
+	}
+	if version == "v2" {
+		return edge.AppendProxyV2(nil, src, dst)
+	}
+	return edge.AppendProxyV1(nil, src, dst)
 }
 
 // NewBackend returns a backend over servers, chosen by bal, whose indexes
@@ -143,6 +168,9 @@ type Counters struct {
 	Redispatch atomic.Uint64 // wredis
 	Status     [6]atomic.Uint64
 	TLSErrors  atomic.Uint64 // failed TLS handshakes (frontends)
+	Denied     atomic.Uint64 // requests (tcp: connections) an ACL denied
+	// RateLimited counts requests or connections over a rate limit.
+	RateLimited atomic.Uint64
 	// Times counts responses by total time (request head received to
 	// response sent) in the buckets of TimeBounds, the last for longer
 	// ones; TimeTotalNs is their sum.
@@ -234,8 +262,9 @@ func (p *pool) closeAll() {
 	}
 }
 
-// dial opens a new connection to s.
-func (b *Backend) dial(ctx context.Context, cfg *BackendConfig, s *Server) (*serverConn, error) {
+// dial opens a new connection to s for client connection client: TCP, then
+// the PROXY header and TLS when configured.
+func (b *Backend) dial(ctx context.Context, cfg *BackendConfig, s *Server, client net.Conn) (*serverConn, error) {
 	d := net.Dialer{Timeout: cfg.ConnectTimeout}
 	c, err := d.DialContext(ctx, "tcp", s.Addr)
 	if err != nil {
@@ -243,6 +272,29 @@ func (b *Backend) dial(ctx context.Context, cfg *BackendConfig, s *Server) (*ser
 	}
 	if tc, ok := c.(*net.TCPConn); ok {
 		tc.SetNoDelay(true)
+	}
+	if cfg.SendProxy != "" {
+		if _, err := c.Write(proxyHeader(cfg.SendProxy, client)); err != nil {
+			c.Close()
+			return nil, err
+		}
+	}
+	if cfg.TLS != nil {
+		tcfg := cfg.TLS
+		if tcfg.ServerName == "" {
+			tcfg = tcfg.Clone()
+			tcfg.ServerName, _, _ = net.SplitHostPort(s.Addr)
+		}
+		tc := tls.Client(c, tcfg)
+		if cfg.ConnectTimeout > 0 {
+			tc.SetDeadline(time.Now().Add(cfg.ConnectTimeout))
+		}
+		if err := tc.Handshake(); err != nil {
+			c.Close()
+			return nil, err
+		}
+		tc.SetDeadline(time.Time{})
+		c = tc
 	}
 	return &serverConn{Conn: c, dl: deadlines{c: c}, br: bufio.NewReaderSize(c, 8192), bw: bufio.NewWriterSize(c, 8192)}, nil
 }

@@ -46,6 +46,17 @@ func (s *connSet) remove(c tracked) {
 	}
 }
 
+// snapshot returns the connections open now.
+func (s *connSet) snapshot() map[tracked]struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make(map[tracked]struct{}, len(s.conns))
+	for c := range s.conns {
+		out[c] = struct{}{}
+	}
+	return out
+}
+
 func (s *connSet) count() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -100,10 +111,14 @@ func (s *connSet) shutdown(ctx context.Context) error {
 }
 
 // acceptLoop accepts connections until ln is closed, backing off on
-// temporary errors (such as running out of file descriptors).
-func acceptLoop(ln net.Listener, handle func(net.Conn)) error {
+// temporary errors (such as running out of file descriptors). gate, when
+// set, is called before each accept and may wait.
+func acceptLoop(ln net.Listener, gate func(), handle func(net.Conn)) error {
 	var delay time.Duration
 	for {
+		if gate != nil {
+			gate()
+		}
 		c, err := ln.Accept()
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) {

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/textproto"
 	"strconv"
 	"strings"
@@ -35,6 +36,7 @@ func (b *Backend) transport(bc *BackendConfig) *http.Transport {
 			IdleConnTimeout:       poolIdleTimeout,
 			ResponseHeaderTimeout: bc.ServerTimeout,
 			DisableCompression:    true,
+			TLSClientConfig:       bc.TLS,
 		}
 	})
 	return b.h2rt
@@ -74,10 +76,17 @@ func (f *HTTPFrontend) serveStream(w http.ResponseWriter, r *http.Request) {
 	bc := b.cfg.Load()
 	b.Stats.Requests.Add(1)
 	defer func() { b.Stats.countStatus(status) }()
+	if code := f.streamRules(fc, r); code != 0 {
+		fail(code)
+		return
+	}
 	clientIP, _, _ := net.SplitHostPort(r.RemoteAddr)
 	out := r.Clone(r.Context())
 	out.RequestURI = ""
 	out.URL.Scheme = "http"
+	if bc.TLS != nil {
+		out.URL.Scheme = "https"
+	}
 	out.Close = false
 	removeHop(out.Header)
 	for _, h := range []string{"Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto"} {
@@ -151,6 +160,9 @@ func (f *HTTPFrontend) serveStream(w http.ResponseWriter, r *http.Request) {
 		for k := range resp.Trailer {
 			h.Add("Trailer", k)
 		}
+		if fc.HSTS > 0 && h.Get("Strict-Transport-Security") == "" {
+			h.Set("Strict-Transport-Security", "max-age="+strconv.FormatInt(int64(fc.HSTS/time.Second), 10))
+		}
 		w.WriteHeader(resp.StatusCode)
 		n, _ := copyFlush(w, resp.Body)
 		resp.Body.Close()
@@ -207,4 +219,28 @@ func copyFlush(w http.ResponseWriter, body io.Reader) (int64, error) {
 			return n, err
 		}
 	}
+}
+
+// streamRules applies the ACL and the rate limit to an HTTP/2 stream; it
+// returns 0 or the status to answer with.
+func (f *HTTPFrontend) streamRules(fc *HTTPConfig, r *http.Request) int {
+	ap, err := netip.ParseAddrPort(r.RemoteAddr)
+	if err != nil {
+		return 0
+	}
+	client := ap.Addr().Unmap()
+	if fc.Trusted != nil && fc.Trusted.Contains(client) {
+		client = fc.Trusted.ClientIP(client, []byte(strings.Join(r.Header.Values("X-Forwarded-For"), ",")))
+	}
+	if fc.ACL != nil && !fc.ACL.Allow(client, []byte(r.Host), []byte(r.URL.Path)) {
+		f.Stats.Denied.Add(1)
+		return 403
+	}
+	if fc.Limiter != nil {
+		if ok, _ := fc.Limiter.Allow(client, time.Now()); !ok {
+			f.Stats.RateLimited.Add(1)
+			return 429
+		}
+	}
+	return 0
 }

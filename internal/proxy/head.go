@@ -333,6 +333,16 @@ func parseLength(v []byte) (int64, bool) {
 	return n, true
 }
 
+// has reports whether the head has a field named name (lower case).
+func (h *head) has(name string) bool {
+	for _, fl := range h.fields {
+		if equalFold(fl.name, name) {
+			return true
+		}
+	}
+	return false
+}
+
 // hopByHop reports whether a field must not be forwarded (RFC 9110 section 7.6.1).
 func (h *head) hopByHop(name []byte) bool {
 	switch len(name) {

@@ -9,12 +9,15 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/netip"
 	"os"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"fulcrum/internal/edge"
 )
 
 // Route sends requests whose Host and path match to Backend. Empty Host and
@@ -40,6 +43,27 @@ type HTTPConfig struct {
 	Proto string
 	// AccessLog, when set, gets one line per request.
 	AccessLog *slog.Logger
+
+	// TLS, when set, terminates TLS on every connection (HTTP/2 by ALPN).
+	TLS *tls.Config
+	// HSTS, on a TLS frontend, adds Strict-Transport-Security with this
+	// max-age to responses that lack it (zero: none).
+	HSTS time.Duration
+	// RedirectHTTPS answers every request with a 308 to its https URL.
+	RedirectHTTPS bool
+	// MaxConns caps concurrent client connections (zero: none). Beyond it
+	// the frontend stops accepting: new connections wait in the kernel's
+	// accept queue until one ends, as with HAProxy's maxconn.
+	MaxConns int
+	// ACL allows or denies requests (nil: all allowed; denied: 403).
+	ACL *edge.ACL
+	// Limiter limits requests per second (429 with Retry-After) and
+	// concurrent connections (429, then close) per client address.
+	Limiter *edge.Limiter
+	// Trusted are the proxies whose X-Forwarded-For (and PROXY protocol
+	// header, with AcceptProxy) name the real client.
+	Trusted     *edge.Trusted
+	AcceptProxy bool
 }
 
 func (r *HTTPConfig) backendFor(host, path []byte) *Backend {
@@ -84,7 +108,7 @@ func (f *HTTPFrontend) Configure(c *HTTPConfig) { f.cfg.Store(c) }
 
 // Serve accepts connections on ln until it is closed.
 func (f *HTTPFrontend) Serve(ln net.Listener) error {
-	return acceptLoop(ln, func(c net.Conn) {
+	return acceptLoop(ln, f.gate, func(c net.Conn) {
 		cc := f.newConn(c)
 		if !f.conns.add(cc) {
 			c.Close()
@@ -92,13 +116,86 @@ func (f *HTTPFrontend) Serve(ln net.Listener) error {
 		}
 		go func() {
 			defer f.conns.remove(cc)
-			if tc, ok := c.(*tls.Conn); ok && !f.handshake(cc, tc) {
-				return
+			if cc.open() {
+				cc.serve()
 			}
-			cc.serve()
+			cc.closeEdge()
 		}()
 	})
 }
+
+// gate holds the accept loop while the frontend is at MaxConns.
+func (f *HTTPFrontend) gate() {
+	for {
+		max := f.cfg.Load().MaxConns
+		if max <= 0 || f.conns.count() < max {
+			return
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// open applies the connection-level edge rules: the per-client connection
+// limit, the PROXY protocol header from a trusted peer, and TLS. It
+// returns false when the connection must close.
+func (cc *clientConn) open() bool {
+	fc := cc.f.cfg.Load()
+	cc.fc = fc
+	if fc.Limiter != nil {
+		if !fc.Limiter.Acquire(cc.peer) {
+			cc.f.Stats.RateLimited.Add(1)
+			cc.writeStatus(429, false, "Retry-After: 1\r\n")
+			return false
+		}
+		cc.limiter = fc.Limiter
+	}
+	if fc.AcceptProxy && fc.Trusted != nil && fc.Trusted.Contains(cc.peer) {
+		if d := fc.TimeoutRequestHeader; d > 0 {
+			cc.c.SetReadDeadline(time.Now().Add(d))
+		}
+		br := cc.br
+		if fc.TLS != nil {
+			// The PROXY header precedes the TLS stream: read it on
+			// the raw connection and hand what follows to TLS.
+			br = bufio.NewReaderSize(cc.c, 512)
+		}
+		src, _, err := edge.ReadProxyHeader(br)
+		if err != nil {
+			cc.f.Stats.ReqErrors.Add(1)
+			return false
+		}
+		if src.IsValid() {
+			cc.setClient(src.Addr())
+		}
+		if fc.TLS != nil {
+			cc.c = &bufConn{Conn: cc.c, r: br}
+		}
+	}
+	if fc.TLS != nil {
+		tc := tls.Server(cc.c, fc.TLS)
+		cc.c = tc
+		cc.dl = deadlines{c: tc}
+		cc.br.Reset(tc)
+		cc.bw.Reset(tc)
+		return cc.f.handshake(cc, tc)
+	}
+	return true
+}
+
+// closeEdge gives back what open took.
+func (cc *clientConn) closeEdge() {
+	if cc.limiter != nil {
+		cc.limiter.Release(cc.peer)
+	}
+}
+
+// bufConn is a connection whose first bytes were read into r.
+type bufConn struct {
+	net.Conn
+	r *bufio.Reader
+}
+
+func (c *bufConn) Read(p []byte) (int, error) { return c.r.Read(p) }
 
 // handshake completes a TLS handshake under the request-header timeout and
 // serves HTTP/2 when ALPN chose it; it returns true when the connection
@@ -134,10 +231,15 @@ func (f *HTTPFrontend) ActiveConns() int { return f.conns.count() }
 // clientConn is one client connection and its reusable buffers.
 type clientConn struct {
 	f        *HTTPFrontend
-	c        net.Conn
+	c        net.Conn // the connection requests are read from (TLS over raw)
+	raw      net.Conn // the accepted connection
 	br       *bufio.Reader
 	bw       *bufio.Writer
-	remoteIP string
+	remoteIP string     // the client's address as forwarded
+	peer     netip.Addr // the client (the PROXY header's source, if any)
+	limiter  *edge.Limiter
+	client   netip.Addr  // this request's client: peer, or from X-Forwarded-For of a trusted peer
+	xff      []byte      // the request's X-Forwarded-For when the peer is trusted
 	proto    string      // "https" on TLS connections; else the frontend's Proto
 	fc       *HTTPConfig // the frontend's configuration for the current request
 	dl       deadlines
@@ -152,15 +254,21 @@ func (f *HTTPFrontend) newConn(c net.Conn) *clientConn {
 	if tc, ok := c.(*net.TCPConn); ok {
 		tc.SetNoDelay(true)
 	}
-	ip := ""
-	if a, ok := c.RemoteAddr().(*net.TCPAddr); ok {
-		ip = a.IP.String()
-	}
-	return &clientConn{f: f, c: c, remoteIP: ip, dl: deadlines{c: c},
+	cc := &clientConn{f: f, c: c, raw: c, dl: deadlines{c: c},
 		br: bufio.NewReaderSize(c, 4096), bw: bufio.NewWriterSize(c, 4096)}
+	if a, ok := c.RemoteAddr().(*net.TCPAddr); ok {
+		ap := a.AddrPort()
+		cc.setClient(ap.Addr().Unmap())
+	}
+	return cc
 }
 
-func (cc *clientConn) close()          { cc.c.Close() }
+func (cc *clientConn) setClient(a netip.Addr) {
+	cc.peer = a
+	cc.remoteIP = a.String()
+}
+
+func (cc *clientConn) close()          { cc.raw.Close() }
 func (cc *clientConn) isActive() bool  { return cc.active.Load() }
 func (cc *clientConn) setClosing()     { cc.closing.Store(true) }
 func (cc *clientConn) wantClose() bool { return cc.closing.Load() }
@@ -269,7 +377,15 @@ func (cc *clientConn) handle(start time.Time) bool {
 	x.b = cc.fc.backendFor(req.host, path)
 	hasBody := req.chunked || req.contentLength > 0
 	clientKeep := req.minor == 1 && !req.connClose || req.minor == 0 && req.connKeepAlive
-	keep := cc.proxy(&x, path, hasBody)
+	var keep bool
+	if code, extra := cc.edgeRules(path, start); code != 0 {
+		// Refused before any server: a body the client sent is not
+		// read, so the connection closes unless there is none.
+		x.status, x.b = code, nil
+		keep = cc.writeStatus(code, !hasBody, extra)
+	} else {
+		keep = cc.proxy(&x, path, hasBody)
+	}
 	keep = keep && clientKeep && !cc.wantClose()
 	f.Stats.countStatus(x.status)
 	if x.b != nil {
@@ -279,6 +395,53 @@ func (cc *clientConn) handle(start time.Time) bool {
 		cc.accessLog(l, &x, start)
 	}
 	return keep
+}
+
+// edgeRules applies the request-level edge rules: the client's address
+// behind trusted proxies, redirect to HTTPS, the ACL and the rate limit. It
+// returns 0, or the status to answer with and extra header lines.
+func (cc *clientConn) edgeRules(path []byte, now time.Time) (int, string) {
+	fc, req := cc.fc, &cc.req
+	cc.client = cc.peer
+	cc.xff = nil
+	if fc.Trusted != nil && fc.Trusted.Contains(cc.peer) {
+		for _, fl := range req.fields {
+			if equalFold(fl.name, "x-forwarded-for") {
+				if cc.xff != nil {
+					cc.xff = append(append(cc.xff, ','), fl.value...)
+				} else {
+					cc.xff = fl.value
+				}
+			}
+		}
+		cc.client = fc.Trusted.ClientIP(cc.peer, cc.xff)
+	}
+	if fc.RedirectHTTPS {
+		host := req.host
+		if len(host) == 0 {
+			return 400, ""
+		}
+		if i := bytes.LastIndexByte(host, ':'); i >= 0 && bytes.LastIndexByte(host, ']') < i {
+			host = host[:i]
+		}
+		target := req.startB
+		if len(target) == 0 || target[0] != '/' {
+			target = path
+		}
+		return 308, "Location: https://" + string(host) + string(target) + "\r\n"
+	}
+	if fc.ACL != nil && !fc.ACL.Allow(cc.client, req.host, path) {
+		cc.f.Stats.Denied.Add(1)
+		return 403, ""
+	}
+	if fc.Limiter != nil {
+		if ok, wait := fc.Limiter.Allow(cc.client, now); !ok {
+			cc.f.Stats.RateLimited.Add(1)
+			secs := int64((wait + time.Second - 1) / time.Second)
+			return 429, "Retry-After: " + strconv.FormatInt(max(secs, 1), 10) + "\r\n"
+		}
+	}
+	return 0, ""
 }
 
 // proxy forwards the request to a server of x.b with retries and writes the
@@ -389,13 +552,16 @@ const (
 // try sends the request to srv once and relays the response.
 func (cc *clientConn) try(ctx context.Context, x *exchange, srv *Server, hasBody, upgrade bool) tryResult {
 	b, bc, req, f := x.b, x.bc, &cc.req, cc.f
-	sc := srv.pool.get(x.start)
+	var sc *serverConn
+	if bc.SendProxy == "" {
+		sc = srv.pool.get(x.start)
+	}
 	reused := sc != nil
 attempt:
 	for {
 		if sc == nil {
 			var err error
-			sc, err = b.dial(ctx, bc, srv)
+			sc, err = b.dial(ctx, bc, srv, cc.raw)
 			if err != nil {
 				x.err = err
 				b.Stats.ConnErrors.Add(1)
@@ -592,7 +758,7 @@ func (cc *clientConn) relay(x *exchange, srv *Server, sc *serverConn, upgrade bo
 		cc.setClosing()
 		return tryDone
 	}
-	if untilClose || resp.connClose || resp.minor == 0 && !resp.connKeepAlive {
+	if untilClose || resp.connClose || resp.minor == 0 && !resp.connKeepAlive || bc.SendProxy != "" {
 		sc.Close()
 	} else {
 		srv.pool.put(sc, x.tResponse)
@@ -654,6 +820,11 @@ func (cc *clientConn) buildRequest(out []byte, upgrade bool) []byte {
 		proto = "http"
 	}
 	out = append(out, "X-Forwarded-For: "...)
+	if len(cc.xff) > 0 {
+		// A trusted proxy's list, extended with the proxy itself.
+		out = append(out, cc.xff...)
+		out = append(out, ", "...)
+	}
 	out = append(out, cc.remoteIP...)
 	out = append(out, "\r\nX-Forwarded-Proto: "...)
 	out = append(out, proto...)
@@ -723,6 +894,11 @@ func (cc *clientConn) writeResponseHead(closeConn, upgrade bool) {
 		w.Write(fl.value)
 		w.WriteString("\r\n")
 	}
+	if cc.proto == "https" && cc.fc.HSTS > 0 && !resp.has("strict-transport-security") {
+		w.WriteString("Strict-Transport-Security: max-age=")
+		w.WriteString(strconv.FormatInt(int64(cc.fc.HSTS/time.Second), 10))
+		w.WriteString("\r\n")
+	}
 	switch {
 	case upgrade:
 		w.WriteString("Connection: upgrade\r\nUpgrade: ")
@@ -750,7 +926,10 @@ var statusText = map[int]string{
 // writeError sends a short error response. With keep false (or when the
 // connection is closing) it asks the client to close; it returns whether the
 // connection may carry another request.
-func (cc *clientConn) writeError(code int, keep bool) bool {
+func (cc *clientConn) writeError(code int, keep bool) bool { return cc.writeStatus(code, keep, "") }
+
+// writeStatus is writeError with extra header lines (each ending in CRLF).
+func (cc *clientConn) writeStatus(code int, keep bool, extra string) bool {
 	keep = keep && !cc.wantClose()
 	text := statusText[code]
 	body := strconv.Itoa(code) + " " + text + "\n"
@@ -759,7 +938,9 @@ func (cc *clientConn) writeError(code int, keep bool) bool {
 	w.WriteString(strconv.Itoa(code))
 	w.WriteByte(' ')
 	w.WriteString(text)
-	w.WriteString("\r\nContent-Type: text/plain; charset=utf-8\r\nCache-Control: no-cache\r\nContent-Length: ")
+	w.WriteString("\r\nContent-Type: text/plain; charset=utf-8\r\nCache-Control: no-cache\r\n")
+	w.WriteString(extra)
+	w.WriteString("Content-Length: ")
 	w.WriteString(strconv.Itoa(len(body)))
 	if !keep {
 		w.WriteString("\r\nConnection: close")

@@ -6,10 +6,13 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/netip"
 	"os"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"fulcrum/internal/edge"
 )
 
 // TCPFrontend relays TCP connections to a backend's servers, with the same
@@ -31,6 +34,14 @@ type TCPConfig struct {
 	TimeoutClient time.Duration
 	// AccessLog, when set, gets one line per connection.
 	AccessLog *slog.Logger
+	// MaxConns caps concurrent connections (zero: none); beyond it new
+	// connections wait in the kernel's accept queue.
+	MaxConns int
+	// ACL closes connections whose client it denies (only cidr rules apply).
+	ACL *edge.ACL
+	// Limiter refuses (closes) connections over the per-client rate or
+	// concurrent-connection limit.
+	Limiter *edge.Limiter
 }
 
 // NewTCPFrontend returns a frontend with the given configuration.
@@ -45,7 +56,16 @@ func (f *TCPFrontend) Configure(c *TCPConfig) { f.cfg.Store(c) }
 
 // Serve accepts connections on ln until it is closed.
 func (f *TCPFrontend) Serve(ln net.Listener) error {
-	return acceptLoop(ln, func(c net.Conn) {
+	gate := func() {
+		for {
+			max := f.cfg.Load().MaxConns
+			if max <= 0 || f.conns.count() < max {
+				return
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	return acceptLoop(ln, gate, func(c net.Conn) {
 		tc := &tcpConn{c: c}
 		if !f.conns.add(tc) {
 			c.Close()
@@ -78,6 +98,21 @@ func (f *TCPFrontend) serve(t *tcpConn) {
 	b := fc.Backend
 	if b == nil {
 		return
+	}
+	var peer netip.Addr
+	if a, ok := c.RemoteAddr().(*net.TCPAddr); ok {
+		peer = a.AddrPort().Addr().Unmap()
+	}
+	if fc.ACL != nil && !fc.ACL.AllowConn(peer) {
+		f.Stats.Denied.Add(1)
+		return
+	}
+	if fc.Limiter != nil {
+		if ok, _ := fc.Limiter.Allow(peer, start); !ok || !fc.Limiter.Acquire(peer) {
+			f.Stats.RateLimited.Add(1)
+			return
+		}
+		defer fc.Limiter.Release(peer)
 	}
 	bc := b.cfg.Load()
 	b.Stats.Requests.Add(1)
@@ -119,6 +154,12 @@ func (f *TCPFrontend) serve(t *tcpConn) {
 		prev = srv
 		d := net.Dialer{Timeout: bc.ConnectTimeout}
 		sc, err = d.Dial("tcp", srv.Addr)
+		if err == nil && bc.SendProxy != "" {
+			_, err = sc.Write(proxyHeader(bc.SendProxy, c))
+			if err != nil {
+				sc.Close()
+			}
+		}
 		if err == nil {
 			break
 		}

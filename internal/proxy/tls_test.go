@@ -50,15 +50,15 @@ func TestTLSFrontendHTTP2AndHTTP1(t *testing.T) {
 	})
 	bal, _ := balance.New("roundrobin", []balance.Server{{Weight: 1}})
 	b := NewBackend("b", bal, []*Server{NewServer("a", addr, 0)}, BackendConfig{Retries: 1, ConnectTimeout: time.Second, ServerTimeout: 5 * time.Second})
-	f := NewHTTPFrontend("f", &HTTPConfig{Default: b, TimeoutClient: 5 * time.Second, TimeoutRequestHeader: 2 * time.Second})
 	cert, pool := selfSigned(t)
+	f := NewHTTPFrontend("f", &HTTPConfig{Default: b, TimeoutClient: 5 * time.Second, TimeoutRequestHeader: 2 * time.Second,
+		TLS: &tls.Config{Certificates: []tls.Certificate{cert}, NextProtos: []string{"h2", "http/1.1"}, MinVersion: tls.VersionTLS12}, HSTS: time.Hour})
 	raw, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln := tls.NewListener(raw, &tls.Config{Certificates: []tls.Certificate{cert}, NextProtos: []string{"h2", "http/1.1"}, MinVersion: tls.VersionTLS12})
-	go f.Serve(ln)
-	t.Cleanup(func() { ln.Close() })
+	go f.Serve(raw)
+	t.Cleanup(func() { raw.Close() })
 	url := "https://" + raw.Addr().String() + "/p"
 
 	for _, tc := range []struct {
@@ -80,6 +80,9 @@ func TestTLSFrontendHTTP2AndHTTP1(t *testing.T) {
 			resp.Body.Close()
 			if resp.ProtoMajor != tc.wantMajor || string(body) != "hello /p" || resp.Header.Get("X-Server") != "a" {
 				t.Errorf("got HTTP/%d %q (X-Server %q), want HTTP/%d \"hello /p\" from a", resp.ProtoMajor, body, resp.Header.Get("X-Server"), tc.wantMajor)
+			}
+			if tc.wantMajor == 1 && resp.Header.Get("Strict-Transport-Security") != "max-age=3600" {
+				t.Errorf("Strict-Transport-Security = %q, want max-age=3600", resp.Header.Get("Strict-Transport-Security"))
 			}
 			if got := <-seen; !strings.HasPrefix(got, "https HTTP/1.1") {
 				t.Errorf("server saw %q, want X-Forwarded-Proto https over HTTP/1.1", got)
