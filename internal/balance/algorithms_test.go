@@ -51,7 +51,7 @@ func TestRoundRobinSequence(t *testing.T) {
 // window of 16×Σweights has passed.
 func TestRoundRobinCycles(t *testing.T) {
 	r := rand.New(rand.NewPCG(1, 2))
-	for k := range 200 {
+	for k := range 80 {
 		n := 1 + r.IntN(8)
 		weights := make([]int, n)
 		sum := 0
@@ -78,7 +78,7 @@ func TestRoundRobinCycles(t *testing.T) {
 			b.SetWeight(n-1, weights[n-1])
 			picks(b, 2*16*sum) // let a window pass
 		}
-		for blk := range 32 {
+		for blk := range 16 {
 			c := counts(picks(b, sum), n)
 			for i, w := range weights {
 				if d := c[i] - w; d > 1 || d < -1 {

@@ -27,9 +27,17 @@ func mustNew(t testing.TB, algo string, s []Server) Balancer {
 	return b
 }
 
-// keyFor gives a distinct hash key per request number, so that hashing
-// algorithms see many clients.
-func keyFor(n int) []byte { return []byte("10.0." + strconv.Itoa(n/256) + "." + strconv.Itoa(n%256)) }
+// testKeys are distinct hash keys, one per request number, so that
+// hashing algorithms see many clients.
+var testKeys = func() [][]byte {
+	keys := make([][]byte, 1<<17)
+	for n := range keys {
+		keys[n] = []byte("10." + strconv.Itoa(n>>16) + "." + strconv.Itoa(n>>8&255) + "." + strconv.Itoa(n&255))
+	}
+	return keys
+}()
+
+func keyFor(n int) []byte { return testKeys[n%len(testKeys)] }
 
 // picks runs n sequential requests (Pick then Release) with varied keys.
 func picks(b Balancer, n int) []int {

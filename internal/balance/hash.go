@@ -22,7 +22,9 @@ type hashRing struct {
 	usable []bool
 	ring   []ringPoint // sorted by hash, then server
 	other  []int32     // other[p]: the next point owned by another server (see nextOther)
-	owners []int32     // scratch for rebuild
+	// Scratch space reused by change and reindex.
+	spare, own []ringPoint
+	owners     []int32
 }
 
 type ringPoint struct {
@@ -42,36 +44,72 @@ func newHashRing(servers []Server) *hashRing {
 	return b
 }
 
-// rebuild recomputes the ring from scratch: O(P log P) for P points, at
-// most 4096 per server. It runs on weight and state changes only.
+// rebuild computes the ring from scratch: O(P log P) for P points. New
+// uses it; runtime changes go through change.
 func (b *hashRing) rebuild() {
-	n := 0
-	for i, w := range b.weight {
-		if b.usable[i] {
-			n += w * pointsPerWeight
+	b.ring = b.ring[:0]
+	for i := range b.weight {
+		b.ring = b.appendPoints(b.ring, int32(i))
+	}
+	slices.SortFunc(b.ring, cmpPoint)
+	b.reindex()
+}
+
+// change brings server i's points on the ring in line with its weight
+// and state: O(P) (one pass to drop them, one merge to put them back),
+// plus O(w log w) to sort its own 16·w points.
+func (b *hashRing) change(i int32) {
+	kept := b.spare[:0]
+	for _, rp := range b.ring {
+		if rp.srv != i {
+			kept = append(kept, rp)
 		}
 	}
-	ring := make([]ringPoint, 0, n)
-	for i, w := range b.weight {
-		if !b.usable[i] {
-			continue
-		}
-		for j := range w * pointsPerWeight {
-			ring = append(ring, ringPoint{hash: mix64(uint64(i)<<32 | uint64(j)), srv: int32(i)})
+	base := kept
+	own := b.appendPoints(b.own[:0], i)
+	slices.SortFunc(own, cmpPoint)
+	b.own = own
+	// Merge into the old ring's storage: kept and own are elsewhere.
+	merged := b.ring[:0]
+	for len(kept) > 0 && len(own) > 0 {
+		if cmpPoint(kept[0], own[0]) <= 0 {
+			merged, kept = append(merged, kept[0]), kept[1:]
+		} else {
+			merged, own = append(merged, own[0]), own[1:]
 		}
 	}
-	slices.SortFunc(ring, func(a, b ringPoint) int {
-		switch {
-		case a.hash < b.hash:
-			return -1
-		case a.hash > b.hash:
-			return 1
-		}
-		return int(a.srv - b.srv)
-	})
-	b.ring = ring
+	b.ring = append(append(merged, kept...), own...)
+	b.spare = base[:0]
+	b.reindex()
+}
+
+// appendPoints appends server i's points if it is usable: 16·weight
+// points whose hashes depend only on i and the point number, so a
+// weight change adds or drops points at the end of the same series.
+func (b *hashRing) appendPoints(dst []ringPoint, i int32) []ringPoint {
+	if !b.usable[i] {
+		return dst
+	}
+	for j := range b.weight[i] * pointsPerWeight {
+		dst = append(dst, ringPoint{hash: mix64(uint64(i)<<32 | uint64(j)), srv: i})
+	}
+	return dst
+}
+
+func cmpPoint(a, b ringPoint) int {
+	switch {
+	case a.hash < b.hash:
+		return -1
+	case a.hash > b.hash:
+		return 1
+	}
+	return int(a.srv - b.srv)
+}
+
+// reindex recomputes other after the ring changed.
+func (b *hashRing) reindex() {
 	b.owners = b.owners[:0]
-	for _, rp := range ring {
+	for _, rp := range b.ring {
 		b.owners = append(b.owners, rp.srv)
 	}
 	b.other = nextOther(b.other, b.owners)
@@ -142,7 +180,7 @@ func (b *hashRing) SetWeight(i, weight int) {
 		return
 	}
 	b.weight[i] = weight
-	b.rebuild()
+	b.change(int32(i))
 }
 
 // SetUsable adds server i's points to the ring or takes them off.
@@ -153,7 +191,7 @@ func (b *hashRing) SetUsable(i int, usable bool) {
 		return
 	}
 	b.usable[i] = usable
-	b.rebuild()
+	b.change(int32(i))
 }
 
 // Add appends a server that is not usable yet (no points until then).

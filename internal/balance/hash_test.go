@@ -3,6 +3,8 @@ package balance
 import (
 	"fmt"
 	"hash/fnv"
+	"math/rand/v2"
+	"slices"
 	"testing"
 )
 
@@ -20,7 +22,7 @@ func mapping(b Balancer, n int) []int {
 // about 1/N of all keys; bringing it back restores the old mapping. A
 // weight change moves keys only to or from the changed server.
 func TestHashRemap(t *testing.T) {
-	const keys = 60000
+	const keys = 30000
 	for _, algo := range []string{Source, URI} {
 		for _, n := range []int{2, 5, 10, 40} {
 			t.Run(fmt.Sprintf("%s/%d servers", algo, n), func(t *testing.T) {
@@ -114,6 +116,33 @@ func TestHashStable(t *testing.T) {
 		a1, a2 := b1.Pick(keyFor(k), p), b1.Pick(keyFor(k), p)
 		if a1 == p || a1 != a2 {
 			t.Fatalf("key %q on s%d: Pick(avoid=s%d) = s%d then s%d, want the same other server", keyFor(k), p, p, a1, a2)
+		}
+	}
+}
+
+// TestHashHistoryFree: a ring changed at runtime equals a ring built from
+// scratch in the same state, so two load balancers with different
+// histories map keys alike.
+func TestHashHistoryFree(t *testing.T) {
+	r := rand.New(rand.NewPCG(7, 8))
+	b := newHashRing(servers(5, 0, 17, 256, 1))
+	for k := range 300 {
+		i := r.IntN(len(b.weight))
+		switch r.IntN(3) {
+		case 0:
+			b.SetWeight(i, r.IntN(40))
+		case 1:
+			b.SetUsable(i, r.IntN(2) == 0)
+		case 2:
+			if len(b.weight) < 12 {
+				b.Add(Server{Weight: r.IntN(20)})
+			}
+		}
+		fresh := newHashRing(nil)
+		fresh.weight, fresh.usable = slices.Clone(b.weight), slices.Clone(b.usable)
+		fresh.rebuild()
+		if !slices.Equal(b.ring, fresh.ring) || !slices.Equal(b.other, fresh.other) {
+			t.Fatalf("after %d changes (weights %v, usable %v) the ring differs from one built from scratch", k+1, b.weight, b.usable)
 		}
 	}
 }
