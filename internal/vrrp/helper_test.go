@@ -2,7 +2,6 @@ package vrrp
 
 import (
 	"bufio"
-	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -158,8 +157,8 @@ func helperMain(specJSON string) int {
 
 // clientMain starts a connection to the address every spec.Every, each in
 // its own goroutine so that a lost SYN does not delay the next attempt, and
-// prints for each "ok UNIXNANO NAME" or "fail UNIXNANO ERROR", stamped with
-// the attempt's start.
+// prints for each "ok START END NAME" or "fail START END ERROR" (Unix
+// nanoseconds).
 func clientMain(specJSON string) int {
 	var spec clientSpec
 	if err := json.Unmarshal([]byte(specJSON), &spec); err != nil {
@@ -169,7 +168,7 @@ func clientMain(specJSON string) int {
 	var mu sync.Mutex
 	w := bufio.NewWriter(os.Stdout)
 	var wg sync.WaitGroup
-	inflight := make(chan struct{}, 32)
+	inflight := make(chan struct{}, 128)
 	end := time.Now().Add(spec.Duration)
 	tick := time.NewTicker(spec.Every)
 	defer tick.Stop()
@@ -178,15 +177,18 @@ func clientMain(specJSON string) int {
 		wg.Add(1)
 		go func(start time.Time) {
 			defer func() { <-inflight; wg.Done() }()
-			// A SYN lost to a vanished MAC fails at the dial timeout; a
-			// server slow to answer on a loaded machine is not a failure.
-			name, err := fetchName(spec.Addr, 200*time.Millisecond, time.Second)
+			// Attempts overlap, so the timeouts do not coarsen the measure;
+			// they only decide when a SYN lost to a vanished MAC (TCP would
+			// resend it after 1s) counts as failed. Generous, so that a
+			// loaded machine is not mistaken for a gap.
+			name, err := fetchName(spec.Addr, time.Second, time.Second)
 			mu.Lock()
 			defer mu.Unlock()
+			end := time.Now()
 			if err != nil {
-				fmt.Fprintf(w, "fail %d %v\n", start.UnixNano(), strings.ReplaceAll(err.Error(), " ", "_"))
+				fmt.Fprintf(w, "fail %d %d %v\n", start.UnixNano(), end.UnixNano(), strings.ReplaceAll(err.Error(), " ", "_"))
 			} else {
-				fmt.Fprintf(w, "ok %d %s\n", start.UnixNano(), name)
+				fmt.Fprintf(w, "ok %d %d %s\n", start.UnixNano(), end.UnixNano(), name)
 			}
 			w.Flush()
 		}(now)
@@ -394,9 +396,11 @@ func eventually(t *testing.T, timeout time.Duration, what string, cond func() bo
 // gapReport summarises a client's attempts around a failure at t0.
 type gapReport struct {
 	attempts, fails int
-	// firstAfter is the time from t0 to the first success served by a
-	// name other than before; maxGap the longest time between two
-	// successes; failsAfter counts failures once the new server answered.
+	// firstAfter is the time from t0 until a server other than oldName
+	// first answered (the end of that attempt: a SYN resent after the
+	// takeover may complete an attempt started long before); maxGap the
+	// longest time between two answers; failsAfter counts the attempts
+	// started after that first answer that failed.
 	firstAfter, maxGap time.Duration
 	failsAfter         int
 	newName            string
@@ -404,45 +408,47 @@ type gapReport struct {
 
 func analyse(t *testing.T, lines []string, t0 time.Time, oldName string) gapReport {
 	t.Helper()
-	// Attempts finish out of order; put them in the order they started.
-	slices.SortFunc(lines, func(a, b string) int {
-		fa, fb := strings.Fields(a), strings.Fields(b)
-		if len(fa) < 2 || len(fb) < 2 {
-			return len(fa) - len(fb)
-		}
-		na, _ := strconv.ParseInt(fa[1], 10, 64)
-		nb, _ := strconv.ParseInt(fb[1], 10, 64)
-		return cmp.Compare(na, nb)
-	})
-	var r gapReport
-	var lastOK time.Time
+	type attempt struct {
+		ok         bool
+		start, end time.Time
+		what       string
+	}
+	var as []attempt
 	for _, l := range lines {
 		f := strings.Fields(l)
-		if len(f) < 2 {
+		if len(f) != 4 || f[0] != "ok" && f[0] != "fail" {
 			continue
 		}
-		ns, err := strconv.ParseInt(f[1], 10, 64)
-		if err != nil {
+		s, err1 := strconv.ParseInt(f[1], 10, 64)
+		e, err2 := strconv.ParseInt(f[2], 10, 64)
+		if err1 != nil || err2 != nil {
 			continue
 		}
-		at := time.Unix(0, ns)
-		r.attempts++
-		switch f[0] {
-		case "fail":
+		as = append(as, attempt{f[0] == "ok", time.Unix(0, s), time.Unix(0, e), f[3]})
+	}
+	var r gapReport
+	r.attempts = len(as)
+	var restored time.Time
+	slices.SortFunc(as, func(a, b attempt) int { return a.end.Compare(b.end) })
+	var lastOK time.Time
+	for _, a := range as {
+		if !a.ok {
 			r.fails++
-			if r.newName != "" {
-				r.failsAfter++
-				t.Logf("after the takeover: %s", l)
-			}
-		case "ok":
-			if !lastOK.IsZero() && at.Sub(lastOK) > r.maxGap {
-				r.maxGap = at.Sub(lastOK)
-			}
-			lastOK = at
-			if len(f) == 3 && f[2] != oldName && r.newName == "" && at.After(t0) {
-				r.newName = f[2]
-				r.firstAfter = at.Sub(t0)
-			}
+			continue
+		}
+		if !lastOK.IsZero() && a.end.Sub(lastOK) > r.maxGap {
+			r.maxGap = a.end.Sub(lastOK)
+		}
+		lastOK = a.end
+		if restored.IsZero() && a.what != oldName && a.end.After(t0) {
+			restored, r.newName = a.end, a.what
+			r.firstAfter = a.end.Sub(t0)
+		}
+	}
+	for _, a := range as {
+		if !a.ok && !restored.IsZero() && a.start.After(restored) {
+			r.failsAfter++
+			t.Logf("after the takeover: failed attempt %v after the first answer: %s", a.start.Sub(restored).Round(time.Millisecond), a.what)
 		}
 	}
 	return r

@@ -183,9 +183,10 @@ func TestKillMaster(t *testing.T) {
 				return strings.HasSuffix(strings.Join(cl.output(), "\n"), " lb1")
 			})
 			time.Sleep(300 * time.Millisecond)
-			if got, want := l.neighbour("client", testVIP), l.mac("lb1"); got != want {
-				t.Fatalf("client's ARP entry for the VIP = %q, want lb1's %s", got, want)
-			}
+			mac1 := l.mac("lb1")
+			eventually(t, 2*time.Second, "client's ARP entry for the VIP is lb1's MAC "+mac1, func() bool {
+				return l.neighbour("client", testVIP) == mac1
+			})
 			t0 := time.Now()
 			if failure == "kill -9" {
 				lb1.kill(syscall.SIGKILL)
@@ -247,12 +248,13 @@ func TestGracefulStop(t *testing.T) {
 	// The backup must have taken over because of the priority 0 advert,
 	// after Skew_Time, not because lb1 fell silent (Master_Down_Interval,
 	// 361ms). Wall time on a loaded machine adds scheduling delay to both,
-	// so the log says which it was.
+	// so the log says which it was; the wall time is reported, and only
+	// a gross delay fails.
 	if !strings.Contains(lb2.stderr.String(), `msg="master resigned"`) {
 		t.Errorf("lb2 did not see lb1's priority 0 advert")
 	}
-	if d := took.Sub(t0); d >= 361*time.Millisecond {
-		t.Errorf("handover took %v, want about Skew_Time %v, under Master_Down_Interval 361ms", d, skew)
+	if d := took.Sub(t0); d >= time.Second {
+		t.Errorf("handover took %v, want about Skew_Time %v", d, skew)
 	}
 	if l.holdsVIP("lb1") {
 		t.Errorf("lb1 stopped but left the VIP on its interface")

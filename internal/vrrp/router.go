@@ -185,6 +185,7 @@ type Router struct {
 	downAt       time.Time     // Master_Down_Timer, in Backup
 	advertAt     time.Time     // Adver_Timer, in Master
 	garpAt       time.Time     // second announcement, in Master
+	announceAt   time.Time     // announcement after a lower master steps down
 	lowerSince   time.Time     // first lower-priority advert, for PreemptDelay
 	lastAssert   time.Time     // last announcement against a lower master
 	sendFailing  bool          // the last send failed (logged once)
@@ -370,13 +371,13 @@ func (r *Router) shutdown() {
 		}
 	}
 	r.setState(Initialize, "shutdown")
-	r.downAt, r.advertAt, r.garpAt = time.Time{}, time.Time{}, time.Time{}
+	r.downAt, r.advertAt, r.garpAt, r.announceAt = time.Time{}, time.Time{}, time.Time{}, time.Time{}
 }
 
 // nextDeadline is the earliest running timer, or an hour away when none is.
 func (r *Router) nextDeadline() time.Time {
 	next := r.clk.Now().Add(time.Hour)
-	for _, t := range []time.Time{r.downAt, r.advertAt, r.garpAt} {
+	for _, t := range []time.Time{r.downAt, r.advertAt, r.garpAt, r.announceAt} {
 		if !t.IsZero() && t.Before(next) {
 			next = t
 		}
@@ -414,7 +415,7 @@ func (r *Router) becomeMaster(now time.Time, reason string) {
 
 func (r *Router) becomeBackup(now time.Time, masterIvl time.Duration, reason string) {
 	was := r.state
-	r.advertAt, r.garpAt = time.Time{}, time.Time{}
+	r.advertAt, r.garpAt, r.announceAt = time.Time{}, time.Time{}, time.Time{}
 	r.masterIvl = masterIvl
 	// RFC 9568 section 6.4.3 says what RFC 5798 left out: a master stepping
 	// down starts Master_Down_Timer (Active_Down_Timer there) too.
@@ -581,18 +582,21 @@ func (r *Router) masterRx(a *Advert, src netip.AddrPort, now time.Time) {
 		r.status.MasterPriority = a.Priority
 		r.mu.Unlock()
 	default:
-		// Two masters (a healed split brain, or a lower-priority peer
-		// starting up as master): the RFC discards the advert. We also
-		// advertise and announce at once, so the other steps down within
-		// one round trip and hosts on the link follow us, not it. A peer
-		// that does not step down (it cannot hear us) is answered with
-		// adverts only, and announced against once a second.
+		// Two masters (a healed split brain, or a peer that has just
+		// taken over): the RFC discards the advert. We also advertise at
+		// once, so the other steps down within one round trip, and
+		// announce now and again one interval later, so that hosts on the
+		// link follow us even if the other's announcements, sent just
+		// after its advert, reach them after ours. A peer that does not
+		// step down (it cannot hear us) is answered with adverts only,
+		// and announced against once a second.
 		r.send(r.prio)
 		r.advertAt = now.Add(r.cfg.AdvertInterval)
 		if now.Sub(r.lastAssert) < time.Second {
 			return
 		}
 		r.lastAssert = now
+		r.announceAt = now.Add(r.cfg.AdvertInterval)
 		r.log.Info("advert from a lower-priority master", "src", src, "priority", a.Priority)
 		if err := r.v.Announce(); err != nil {
 			r.log.Warn("announcing virtual addresses", "err", err)
@@ -615,10 +619,12 @@ func (r *Router) handleTimers(now time.Time) {
 				r.advertAt = now.Add(r.cfg.AdvertInterval)
 			}
 		}
-		if !r.garpAt.IsZero() && !now.Before(r.garpAt) {
-			r.garpAt = time.Time{}
-			if err := r.v.Announce(); err != nil {
-				r.log.Warn("announcing virtual addresses", "err", err)
+		for _, at := range []*time.Time{&r.garpAt, &r.announceAt} {
+			if !at.IsZero() && !now.Before(*at) {
+				*at = time.Time{}
+				if err := r.v.Announce(); err != nil {
+					r.log.Warn("announcing virtual addresses", "err", err)
+				}
 			}
 		}
 	}

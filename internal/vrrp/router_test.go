@@ -221,6 +221,12 @@ func TestMasterTieBreakOnPrimaryAddress(t *testing.T) {
 				if u.v.announces != 1 {
 					t.Fatalf("Announce() calls = %d, want 1", u.v.announces)
 				}
+				// Again one interval later, after the other's own
+				// announcements.
+				u.advance(time.Second)
+				if u.v.announces != 2 {
+					t.Fatalf("Announce() calls = %d one interval later, want 2", u.v.announces)
+				}
 			}
 		})
 	}
@@ -237,12 +243,15 @@ func TestMasterAssertThrottled(t *testing.T) {
 	for range 20 { // two seconds of the other's adverts
 		u.recv("192.0.2.12", 100, 100*time.Millisecond)
 		u.clk.Advance(100 * time.Millisecond)
+		u.r.handleTimers(u.clk.Now())
 	}
-	if u.v.announces != 2 {
-		t.Fatalf("Announce() calls = %d in 2s, want 2", u.v.announces)
+	// At once and one interval later, twice: 4; the 5s repeat is not due.
+	if u.v.announces != 4 {
+		t.Fatalf("Announce() calls = %d in 2s, want 4", u.v.announces)
 	}
-	if got := len(u.tr.Sent()); got != 20 {
-		t.Fatalf("adverts sent in answer = %d, want 20", got)
+	// One answer per advert heard, plus the periodic one each interval.
+	if got := len(u.tr.Sent()); got != 40 {
+		t.Fatalf("adverts sent = %d, want 40", got)
 	}
 }
 
