@@ -11,7 +11,8 @@ import (
 // ACL is a frontend's ordered access rules: the first rule that matches a
 // request decides; when none matches the request is allowed.
 type ACL struct {
-	rules []aclRule
+	rules    []aclRule
+	anyPaths bool // some rule tests the path
 }
 
 type aclRule struct {
@@ -55,6 +56,7 @@ func NewACL(rules []config.ACLRule) (*ACL, error) {
 				return nil, fmt.Errorf("acl[%d]: path_prefix %q: must start with /", i, p)
 			}
 			cr.paths = append(cr.paths, p)
+			a.anyPaths = true
 		}
 		a.rules = append(a.rules, cr)
 	}
@@ -65,17 +67,23 @@ func NewACL(rules []config.ACLRule) (*ACL, error) {
 // is the Host header or :authority (a port and the brackets of an IPv6
 // literal are ignored, case does not matter); path is the request target's
 // path (a query is ignored). Percent-encoded bytes in path are decoded
-// before comparing, so /%61dmin matches a rule for /admin. A nil ACL
-// allows everything.
+// before comparing, so /%61dmin matches a rule for /admin.
+//
+// A path a backend could read differently from its bytes, one with a "."
+// or ".." segment, an empty segment ("//") or a backslash, is judged
+// conservatively: deny rules with a path_prefix match it and allow rules
+// with a path_prefix do not, so /public/../admin can neither slip past a
+// deny of /admin nor be allowed as /public. A nil ACL allows everything.
 func (a *ACL) Allow(ip netip.Addr, host, path []byte) bool {
 	if a == nil {
 		return true
 	}
 	ip = ip.Unmap()
 	host = hostOnly(host)
+	ambiguous := a.anyPaths && ambiguousPath(path)
 	for i := range a.rules {
 		r := &a.rules[i]
-		if r.matchIP(ip) && r.matchHost(host) && r.matchPath(path) {
+		if r.matchIP(ip) && r.matchHost(host) && r.matchPath(path, ambiguous) {
 			return !r.deny
 		}
 	}
@@ -134,9 +142,12 @@ func (r *aclRule) matchHost(host []byte) bool {
 	return false
 }
 
-func (r *aclRule) matchPath(path []byte) bool {
+func (r *aclRule) matchPath(path []byte, ambiguous bool) bool {
 	if len(r.paths) == 0 {
 		return true
+	}
+	if ambiguous {
+		return r.deny
 	}
 	for _, p := range r.paths {
 		if hasPathPrefix(path, p) {
@@ -210,6 +221,36 @@ func hasPathPrefix(path []byte, prefix string) bool {
 		}
 	}
 	return true
+}
+
+// ambiguousPath reports whether path (before any query, %XX decoded) has
+// a dot segment, an empty segment or a backslash (RFC 3986 section 5.2.4;
+// some servers treat a backslash as a slash).
+func ambiguousPath(path []byte) bool {
+	seg := 0 // dots in the current segment so far; -1: something else too
+	for i := 0; i < len(path) && path[i] != '?'; {
+		c := path[i]
+		if c == '%' && i+2 < len(path) && isHex(path[i+1]) && isHex(path[i+2]) {
+			c = unhex(path[i+1])<<4 | unhex(path[i+2])
+			i += 3
+		} else {
+			i++
+		}
+		switch {
+		case c == '\\':
+			return true
+		case c == '/':
+			if i > 1 && (seg == 0 || seg == 1 || seg == 2) {
+				return true
+			}
+			seg = 0
+		case c == '.' && seg >= 0:
+			seg++
+		default:
+			seg = -1
+		}
+	}
+	return seg == 1 || seg == 2
 }
 
 func isHex(c byte) bool {

@@ -55,6 +55,45 @@ func TestACLAllow(t *testing.T) {
 	}
 }
 
+func TestACLAmbiguousPaths(t *testing.T) {
+	acl, err := NewACL([]config.ACLRule{
+		{Action: "deny", PathPrefix: []string{"/admin"}},
+		{Action: "allow", PathPrefix: []string{"/public"}},
+		{Action: "deny"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ip := netip.MustParseAddr("192.0.2.1")
+	tests := []struct {
+		path string
+		want bool
+	}{
+		{"/public/a.css", true},
+		{"/public/", true},
+		{"/public/a..b/c", true},
+		{"/public/...", true},
+		{"/public?x=/../", true},
+		{"/admin", false},
+		{"/private", false},
+		{"/public/../admin", false},
+		{"/public/%2e%2E/admin", false},
+		{"/public/./x", false},
+		{"/public/..", false},
+		{"/public//x", false},
+		{"/public\\..\\admin", false},
+		{"/public%5cx", false},
+		{"//admin", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.path, func(t *testing.T) {
+			if got := acl.Allow(ip, []byte("www.example.com"), []byte(tt.path)); got != tt.want {
+				t.Errorf("Allow(%q) = %v, want %v", tt.path, got, tt.want)
+			}
+		})
+	}
+}
+
 func TestACLAllowConn(t *testing.T) {
 	tests := []struct {
 		name  string
