@@ -206,6 +206,15 @@ func failoverRound(t testing.TB, l *Local, m *Manager, w *writeLoad) time.Durati
 		firstWrite, ok = w.firstAckOn(newAddr.Addr, killedAt)
 		return ok
 	})
+	if out := firstWrite.Sub(killedAt); out > 2*time.Second {
+		// Say where the time went.
+		for _, e := range m.Status().Events {
+			if e.Time.After(killedAt.Add(-time.Second)) {
+				t.Logf("slow failover (%v): %s %s %s", out.Round(time.Millisecond), e.Time.Format("15:04:05.000"), e.Kind, e.Message)
+			}
+		}
+		t.Logf("slow failover: killed at %s, first write on %s at %s", killedAt.Format("15:04:05.000"), newPrim, firstWrite.Format("15:04:05.000"))
+	}
 	checkAcked(t, l, w, newPrim)
 	// The old primary comes back: fenced read-only, rejoined, converging.
 	if err := l.StartNode(context.Background(), old); err != nil {
