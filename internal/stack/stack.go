@@ -249,7 +249,11 @@ func (s *Stack) Run(ctx context.Context) (err error) {
 		sctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
 		_ = srv.Shutdown(sctx)
-		os.Remove(filepath.Join(s.dir, fileName))
+		// Only our own: a stack started since from the same directory
+		// keeps its file.
+		if f, err := ReadFile(s.dir); err == nil && f.PID == os.Getpid() {
+			os.Remove(filepath.Join(s.dir, fileName))
+		}
 	}()
 	defer s.stopAll()
 	if err := s.start(ctx); err != nil {

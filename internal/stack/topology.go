@@ -132,6 +132,9 @@ func lbYAML(c *config.Stack, l, peer config.StackLB, first bool, nodes []dbha.Lo
 	for _, w := range c.Webs {
 		fmt.Fprintf(&b, "      - {name: %s, address: %s, weight: 1}\n", q(w.Name), q(w.Listen))
 	}
+	if !first {
+		return b.String()
+	}
 	pw := q(filepath.Join(secrets, "app.password"))
 	for _, be := range []struct{ name, role string }{{"db-primary", "primary"}, {"db-replicas", "replica"}} {
 		fmt.Fprintf(&b, "  - name: %s\n    mode: tcp\n    timeout_connect: 1s\n", be.name)

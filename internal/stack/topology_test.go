@@ -43,6 +43,9 @@ func TestWriteConfigs(t *testing.T) {
 	if got, want := frontends(lb2), "www=127.0.0.1:8080"; got != want {
 		t.Errorf("lb2 frontends = %s, want %s", got, want)
 	}
+	if len(lb2.Backends) != 1 {
+		t.Errorf("lb2 has %d backends, want only web (it serves no database port)", len(lb2.Backends))
+	}
 	web := lb1.Backends[0]
 	if web.Name != "web" || web.Balance != "roundrobin" || !web.Redispatch || *web.Retries != 3 ||
 		web.Health.Path != "/healthz" || web.Health.Interval.D().String() != "500ms" || len(web.Servers) != 2 {

@@ -243,7 +243,7 @@ func TestDashboardInBrowser(t *testing.T) {
 		t.Errorf("recent events do not mention %s:\n%s", active, strings.Join(events, "\n"))
 	}
 	if os.Getenv("FULCRUM_SCREENSHOT") == "1" {
-		time.Sleep(1500 * time.Millisecond) // a few rate samples on the sparklines
+		time.Sleep(4 * time.Second) // rates settle after the takeover; a few samples on the sparklines
 		png, err := wd.screenshot()
 		if err != nil {
 			t.Fatal(err)

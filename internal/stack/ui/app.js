@@ -86,7 +86,13 @@ function drawTopology(st) {
   const webY = spread(st.webs.length, 60, height - 110);
   const webs = st.webs.map((w, i) => {
     const b = box(svg, 640, webY[i], 170, w.name, webClass(w), webState(w), `${w.rps.toFixed(1)} req/s`);
-    st.lbs.forEach((l, j) => line(svg, lbs[j], b, l.active && w.running && w.healthy ? "live" : !w.running ? "dead" : ""));
+    st.lbs.forEach((l, j) => {
+      // The load balancer's own view of the server when its admin API
+      // answers, else the server's own health.
+      const seen = l.admin_up ? (l.servers || []).find(s => s.backend === "web" && s.name === w.name) : null;
+      const usable = seen ? seen.state === "UP" : w.running && w.healthy;
+      line(svg, lbs[j], b, !l.running || !w.running ? "dead" : l.active && usable ? "live" : "");
+    });
     return b;
   });
   const dbY = spread(dbCount, 60, height - 130);
