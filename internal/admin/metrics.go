@@ -117,6 +117,9 @@ var (
 	descChecks          = prometheus.NewDesc("fulcrum_server_checks_total", "Health checks run.", serverLabels, nil)
 	descCheckFailures   = prometheus.NewDesc("fulcrum_server_check_failures_total", "Failed health checks (chkfail).", serverLabels, nil)
 	descCheckDowns      = prometheus.NewDesc("fulcrum_server_check_down_transitions_total", "Transitions from UP to DOWN by health checks (chkdown).", serverLabels, nil)
+	descFrontendDenied  = prometheus.NewDesc("fulcrum_frontend_denied_total", "Requests (tcp: connections) an ACL denied.", frontendLabels, nil)
+	descFrontendLimited = prometheus.NewDesc("fulcrum_frontend_rate_limited_total", "Requests or connections refused over a per-client limit.", frontendLabels, nil)
+	descFrontendTLSErrs = prometheus.NewDesc("fulcrum_frontend_tls_handshake_failures_total", "Failed TLS handshakes.", frontendLabels, nil)
 	descResponseTime    = prometheus.NewDesc("fulcrum_server_response_time_seconds", "Time from sending the request to the server to the end of its response.", serverLabels, nil)
 
 	serverStates = []string{"UP", "DOWN", "DRAIN", "MAINT"}
@@ -130,7 +133,7 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 		descFrontendConns, descBackendSessions, descBackendUp, descBackendServers,
 		descServerSessions, descServerState, descServerUp, descServerWeight, descServerCfgWeight, descServerChange,
 		descCheckEnabled, descCheckSuccess, descCheckDuration, descChecks, descCheckFailures,
-		descCheckDowns, descResponseTime,
+		descCheckDowns, descResponseTime, descFrontendDenied, descFrontendLimited, descFrontendTLSErrs,
 	} {
 		ch <- d
 	}
@@ -147,6 +150,9 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	for _, f := range st.Frontends {
 		frontendCounters.collect(ch, f.Counts, f.Name)
 		gauge(descFrontendConns, float64(f.Conns), f.Name)
+		counter(descFrontendDenied, f.Counts.Denied, f.Name)
+		counter(descFrontendLimited, f.Counts.RateLimited, f.Name)
+		counter(descFrontendTLSErrs, f.Counts.TLSErrors, f.Name)
 	}
 	for _, b := range st.Backends {
 		backendCounters.collect(ch, b.Counts, b.Name)

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -17,6 +19,10 @@ type LB struct {
 	// AdminTokenFile holds the bearer token required when Admin is not a
 	// loopback address.
 	AdminTokenFile string `yaml:"admin_token_file"`
+	// StateDir keeps what fulcrum creates for itself: the local CA of
+	// self-signed certificates, ACME accounts and certificates (default
+	// $XDG_STATE_HOME/fulcrum, else ~/.local/state/fulcrum).
+	StateDir string `yaml:"state_dir"`
 	// Grace is how long in-flight requests may take to finish on SIGTERM
 	// (default 10s).
 	Grace     Duration   `yaml:"grace"`
@@ -179,6 +185,7 @@ func (c *LB) setDefaults() {
 	if c.Grace == 0 {
 		c.Grace = Duration(10 * time.Second)
 	}
+	def(&c.StateDir, DefaultStateDir())
 	for i := range c.Frontends {
 		f := &c.Frontends[i]
 		def(&f.Mode, "http")
@@ -282,7 +289,7 @@ func (c *LB) validate() []*fieldError {
 			bp := fmt.Sprintf("%s.bind[%d]", p, j)
 			if err := checkBind(a); err != nil {
 				add(errorf(bp, "%q: %v", a, err))
-			} else if other, dup := seenBind[a]; dup {
+			} else if other, dup := seenBind[a]; dup && !strings.HasSuffix(a, ":0") {
 				add(errorf(bp, "%q is already bound by frontend %q", a, other))
 			} else {
 				seenBind[a] = f.Name
@@ -437,6 +444,18 @@ func ParseHostPort(s string) (string, error) {
 		}
 	}
 	return s, nil
+}
+
+// DefaultStateDir is $XDG_STATE_HOME/fulcrum, else ~/.local/state/fulcrum
+// (./.fulcrum without a home directory).
+func DefaultStateDir() string {
+	if d := os.Getenv("XDG_STATE_HOME"); d != "" {
+		return filepath.Join(d, "fulcrum")
+	}
+	if h, err := os.UserHomeDir(); err == nil {
+		return filepath.Join(h, ".local", "state", "fulcrum")
+	}
+	return ".fulcrum"
 }
 
 // IsLoopback reports whether a host:port names a loopback address

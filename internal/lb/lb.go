@@ -7,6 +7,7 @@ package lb
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -20,6 +21,7 @@ import (
 
 	"fulcrum/internal/balance"
 	"fulcrum/internal/config"
+	"fulcrum/internal/edge"
 	"fulcrum/internal/health"
 	"fulcrum/internal/proxy"
 )
@@ -49,6 +51,8 @@ type Frontend struct {
 	TCP  *proxy.TCPFrontend  // mode tcp
 
 	cfg       config.Frontend
+	edge      *frontendEdge
+	stopCerts context.CancelFunc
 	listeners map[string]net.Listener // by configured address
 }
 
@@ -112,7 +116,11 @@ func New(cfg *config.LB, log *slog.Logger, listen Listen) (*LB, error) {
 		l.backends = append(l.backends, b)
 	}
 	for i := range cfg.Frontends {
-		l.frontends = append(l.frontends, l.newFrontend(cfg.Frontends[i]))
+		e, err := l.newFrontendEdge(cfg.Frontends[i], cfg.StateDir)
+		if err != nil {
+			return nil, err
+		}
+		l.frontends = append(l.frontends, l.newFrontend(cfg.Frontends[i], e))
 	}
 	return l, nil
 }
@@ -135,15 +143,80 @@ func (l *LB) frontend(name string) *Frontend {
 	return nil
 }
 
-func (l *LB) newFrontend(fc config.Frontend) *Frontend {
-	f := &Frontend{Name: fc.Name, Mode: fc.Mode, cfg: fc, listeners: map[string]net.Listener{}}
+func (l *LB) newFrontend(fc config.Frontend, e *frontendEdge) *Frontend {
+	f := &Frontend{Name: fc.Name, Mode: fc.Mode, cfg: fc, edge: e, listeners: map[string]net.Listener{}}
 	switch fc.Mode {
 	case "http":
-		f.HTTP = proxy.NewHTTPFrontend(fc.Name, l.httpConfig(fc))
+		f.HTTP = proxy.NewHTTPFrontend(fc.Name, l.httpConfig(fc, e))
 	case "tcp":
-		f.TCP = proxy.NewTCPFrontend(fc.Name, l.tcpConfig(fc))
+		f.TCP = proxy.NewTCPFrontend(fc.Name, l.tcpConfig(fc, e))
 	}
 	return f
+}
+
+// frontendEdge is a frontend's TLS and edge protection, built from its
+// configuration (anew on every reload).
+type frontendEdge struct {
+	tls     *tls.Config
+	certs   *edge.Certs // reloads certificate files, staples OCSP, runs ACME
+	acl     *edge.ACL
+	limiter *edge.Limiter
+	trusted *edge.Trusted
+}
+
+func (l *LB) newFrontendEdge(fc config.Frontend, stateDir string) (*frontendEdge, error) {
+	e := &frontendEdge{}
+	var err error
+	if fc.TLS != nil {
+		if e.tls, e.certs, err = edge.ServerTLS(fc.TLS, stateDir, l.log.With("frontend", fc.Name)); err != nil {
+			return nil, fmt.Errorf("frontend %q: tls: %w", fc.Name, err)
+		}
+	}
+	if len(fc.ACL) > 0 {
+		if e.acl, err = edge.NewACL(fc.ACL); err != nil {
+			return nil, fmt.Errorf("frontend %q: acl: %w", fc.Name, err)
+		}
+	}
+	if fc.RateLimit != nil {
+		e.limiter = edge.NewLimiter(*fc.RateLimit)
+	}
+	if len(fc.TrustedProxies) > 0 {
+		if e.trusted, err = edge.NewTrusted(fc.TrustedProxies); err != nil {
+			return nil, fmt.Errorf("frontend %q: trusted_proxies: %w", fc.Name, err)
+		}
+	}
+	return e, nil
+}
+
+// runCerts keeps the frontend's certificates fresh until the LB stops or
+// the frontend gets new ones.
+func (l *LB) runCerts(f *Frontend) {
+	if f.stopCerts != nil {
+		f.stopCerts()
+		f.stopCerts = nil
+	}
+	if f.edge.certs == nil || l.ctx == nil {
+		return
+	}
+	ctx, cancel := context.WithCancel(l.ctx)
+	f.stopCerts = cancel
+	certs := f.edge.certs
+	go func() {
+		if err := certs.Run(ctx); err != nil && ctx.Err() == nil {
+			l.log.Error("certificates", "frontend", f.Name, "error", err)
+		}
+	}()
+}
+
+func backendTLS(bc config.Backend) (*tls.Config, error) {
+	if bc.TLS == nil {
+		return nil, nil
+	}
+	c, err := edge.ClientTLS(bc.TLS)
+	if err != nil {
+		return nil, fmt.Errorf("backend %q: tls: %w", bc.Name, err)
+	}
+	return c, nil
 }
 
 func (l *LB) accessLog(fc config.Frontend) *slog.Logger {
@@ -153,12 +226,20 @@ func (l *LB) accessLog(fc config.Frontend) *slog.Logger {
 	return l.log.With("log", "access")
 }
 
-func (l *LB) httpConfig(fc config.Frontend) *proxy.HTTPConfig {
+func (l *LB) httpConfig(fc config.Frontend, e *frontendEdge) *proxy.HTTPConfig {
 	c := &proxy.HTTPConfig{
 		TimeoutClient:        fc.TimeoutClient.D(),
 		TimeoutRequestHeader: fc.TimeoutRequestHeader.D(),
 		MaxHeaderBytes:       fc.MaxHeaderBytes,
 		AccessLog:            l.accessLog(fc),
+		TLS:                  e.tls,
+		HSTS:                 fc.HSTS.D(),
+		RedirectHTTPS:        fc.RedirectHTTPS,
+		MaxConns:             fc.MaxConns,
+		ACL:                  e.acl,
+		Limiter:              e.limiter,
+		Trusted:              e.trusted,
+		AcceptProxy:          fc.AcceptProxy,
 	}
 	if fc.DefaultBackend != "" {
 		c.Default = l.backend(fc.DefaultBackend).Proxy
@@ -169,12 +250,15 @@ func (l *LB) httpConfig(fc config.Frontend) *proxy.HTTPConfig {
 	return c
 }
 
-func (l *LB) tcpConfig(fc config.Frontend) *proxy.TCPConfig {
-	return &proxy.TCPConfig{Backend: l.backend(fc.DefaultBackend).Proxy, TimeoutClient: fc.TimeoutClient.D(), AccessLog: l.accessLog(fc)}
+func (l *LB) tcpConfig(fc config.Frontend, e *frontendEdge) *proxy.TCPConfig {
+	return &proxy.TCPConfig{Backend: l.backend(fc.DefaultBackend).Proxy, TimeoutClient: fc.TimeoutClient.D(),
+		AccessLog: l.accessLog(fc), MaxConns: fc.MaxConns, ACL: e.acl, Limiter: e.limiter}
 }
 
-func backendConfig(bc config.Backend) proxy.BackendConfig {
+func backendConfig(bc config.Backend, tlsCfg *tls.Config) proxy.BackendConfig {
 	return proxy.BackendConfig{
+		TLS:            tlsCfg,
+		SendProxy:      bc.SendProxy,
 		HashURI:        bc.Balance == balance.URI,
 		HashSource:     bc.Balance == balance.Source,
 		Retries:        *bc.Retries,
@@ -198,7 +282,11 @@ func (l *LB) newBackend(bc config.Backend) (*Backend, error) {
 	for i, sc := range bc.Servers {
 		ps[i] = proxy.NewServer(sc.Name, sc.Address, i)
 	}
-	b := &Backend{Name: bc.Name, cfg: bc, Proxy: proxy.NewBackend(bc.Name, bal, ps, backendConfig(bc))}
+	tlsCfg, err := backendTLS(bc)
+	if err != nil {
+		return nil, err
+	}
+	b := &Backend{Name: bc.Name, cfg: bc, Proxy: proxy.NewBackend(bc.Name, bal, ps, backendConfig(bc, tlsCfg))}
 	for i, sc := range bc.Servers {
 		s := &Server{Name: sc.Name, Addr: sc.Address, Proxy: ps[i], b: b,
 			admin: StateReady, weight: *sc.Weight, cfgWeight: *sc.Weight, lastChange: time.Now()}
@@ -321,6 +409,9 @@ func (l *LB) Start(ctx context.Context) error {
 		return err
 	}
 	l.ctx, l.cancel = context.WithCancel(ctx)
+	for _, f := range l.frontends {
+		l.runCerts(f)
+	}
 	for _, b := range l.backends {
 		for _, s := range b.servers {
 			l.startMonitor(s)
@@ -466,8 +557,24 @@ func (l *LB) Reload(cfg *config.LB) error {
 		}
 		newBackends = append(newBackends, b)
 	}
+	backendTLSs := map[string]*tls.Config{}
+	for _, bc := range cfg.Backends {
+		c, err := backendTLS(bc)
+		if err != nil {
+			return err
+		}
+		backendTLSs[bc.Name] = c
+	}
 	// Frontends: kept when the mode is the same. Bind new addresses first,
 	// so that a bind error leaves everything as it was.
+	edges := map[string]*frontendEdge{}
+	for _, fc := range cfg.Frontends {
+		e, err := l.newFrontendEdge(fc, cfg.StateDir)
+		if err != nil {
+			return err
+		}
+		edges[fc.Name] = e
+	}
 	var newFrontends []*Frontend
 	cfgs := map[*Frontend]config.Frontend{}
 	for _, fc := range cfg.Frontends {
@@ -487,7 +594,7 @@ func (l *LB) Reload(cfg *config.LB) error {
 	l.backends = newBackends
 	for _, b := range newBackends {
 		if kept[b] {
-			l.updateBackend(b, cfg)
+			l.updateBackend(b, cfg, backendTLSs[b.Name])
 		} else {
 			for _, s := range b.servers {
 				l.startMonitor(s)
@@ -499,16 +606,19 @@ func (l *LB) Reload(cfg *config.LB) error {
 	for _, f := range newFrontends {
 		fc := cfgs[f]
 		f.cfg = fc
+		e := edges[fc.Name]
+		f.edge = e
 		switch {
 		case f.HTTP == nil && f.TCP == nil && fc.Mode == "http":
-			f.HTTP = proxy.NewHTTPFrontend(fc.Name, l.httpConfig(fc))
+			f.HTTP = proxy.NewHTTPFrontend(fc.Name, l.httpConfig(fc, e))
 		case f.HTTP == nil && f.TCP == nil:
-			f.TCP = proxy.NewTCPFrontend(fc.Name, l.tcpConfig(fc))
+			f.TCP = proxy.NewTCPFrontend(fc.Name, l.tcpConfig(fc, e))
 		case f.HTTP != nil:
-			f.HTTP.Configure(l.httpConfig(fc))
+			f.HTTP.Configure(l.httpConfig(fc, e))
 		default:
-			f.TCP.Configure(l.tcpConfig(fc))
+			f.TCP.Configure(l.tcpConfig(fc, e))
 		}
+		l.runCerts(f)
 		for addr, ln := range f.listeners {
 			if !slices.Contains(fc.Bind, addr) {
 				ln.Close()
@@ -519,6 +629,9 @@ func (l *LB) Reload(cfg *config.LB) error {
 	l.serve(bound)
 	for _, f := range oldFrontends {
 		if !slices.Contains(newFrontends, f) {
+			if f.stopCerts != nil {
+				f.stopCerts()
+			}
 			go func() {
 				ctx, cancel := context.WithTimeout(context.Background(), cfg.Grace.D())
 				defer cancel()
@@ -550,7 +663,7 @@ func closeIdleLater(b *proxy.Backend) {
 
 // updateBackend applies a new configuration to a kept backend: tunables,
 // servers added, removed or changed, and health checks.
-func (l *LB) updateBackend(b *Backend, cfg *config.LB) {
+func (l *LB) updateBackend(b *Backend, cfg *config.LB, tlsCfg *tls.Config) {
 	var bc config.Backend
 	for _, c := range cfg.Backends {
 		if c.Name == b.Name {
@@ -559,7 +672,7 @@ func (l *LB) updateBackend(b *Backend, cfg *config.LB) {
 	}
 	healthChanged := !reflect.DeepEqual(b.cfg.Health, bc.Health) || !reflect.DeepEqual(b.cfg.Observe, bc.Observe)
 	b.cfg = bc
-	b.Proxy.Configure(backendConfig(bc))
+	b.Proxy.Configure(backendConfig(bc, tlsCfg))
 	var live []*Server
 	for _, sc := range bc.Servers {
 		var s *Server

@@ -67,15 +67,18 @@ type Check struct {
 
 // Counts are cumulative counters (HAProxy stats columns in comments).
 type Counts struct {
-	Requests      uint64    `json:"requests"`       // stot
-	BytesIn       uint64    `json:"bytes_in"`       // bin
-	BytesOut      uint64    `json:"bytes_out"`      // bout
-	ConnErrors    uint64    `json:"conn_errors"`    // econ
-	RespErrors    uint64    `json:"resp_errors"`    // eresp
-	ReqErrors     uint64    `json:"req_errors"`     // ereq
-	Retries       uint64    `json:"retries"`        // wretr
-	Redispatches  uint64    `json:"redispatches"`   // wredis
-	StatusClasses [6]uint64 `json:"status_classes"` // [0] other, [1] 1xx … [5] 5xx
+	Requests      uint64    `json:"requests"`               // stot
+	BytesIn       uint64    `json:"bytes_in"`               // bin
+	BytesOut      uint64    `json:"bytes_out"`              // bout
+	ConnErrors    uint64    `json:"conn_errors"`            // econ
+	RespErrors    uint64    `json:"resp_errors"`            // eresp
+	ReqErrors     uint64    `json:"req_errors"`             // ereq
+	Retries       uint64    `json:"retries"`                // wretr
+	Redispatches  uint64    `json:"redispatches"`           // wredis
+	StatusClasses [6]uint64 `json:"status_classes"`         // [0] other, [1] 1xx … [5] 5xx
+	Denied        uint64    `json:"denied,omitempty"`       // frontends: by an ACL
+	RateLimited   uint64    `json:"rate_limited,omitempty"` // frontends: over a per-client limit
+	TLSErrors     uint64    `json:"tls_errors,omitempty"`   // frontends: failed TLS handshakes
 	// ResponseTimes counts responses per bucket of TimeBounds (servers
 	// only), the last for longer ones; TimeTotal is their sum.
 	ResponseTimes []uint64      `json:"response_times,omitempty"`
@@ -90,6 +93,7 @@ func counts(c *proxy.Counters) Counts {
 		Requests: c.Requests.Load(), BytesIn: c.BytesIn.Load(), BytesOut: c.BytesOut.Load(),
 		ConnErrors: c.ConnErrors.Load(), RespErrors: c.RespErrors.Load(), ReqErrors: c.ReqErrors.Load(),
 		Retries: c.Retries.Load(), Redispatches: c.Redispatch.Load(),
+		Denied: c.Denied.Load(), RateLimited: c.RateLimited.Load(), TLSErrors: c.TLSErrors.Load(),
 	}
 	for i := range out.StatusClasses {
 		out.StatusClasses[i] = c.Status[i].Load()

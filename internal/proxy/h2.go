@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"context"
 	"crypto/tls"
 	"errors"
 	"io"
@@ -22,8 +23,23 @@ import (
 
 // serveH2 serves an HTTP/2 connection until it ends.
 func (f *HTTPFrontend) serveH2(c *tls.Conn, fc *HTTPConfig) {
-	srv := &http2.Server{IdleTimeout: fc.TimeoutClient}
-	srv.ServeConn(c, &http2.ServeConnOpts{Handler: http.HandlerFunc(f.serveStream), BaseConfig: &http.Server{}})
+	f.h2once.Do(func() {
+		// The base server is never served: it carries the graceful
+		// shutdown (GOAWAY) that http2 hooks onto it.
+		f.h2base = &http.Server{}
+		f.h2 = &http2.Server{IdleTimeout: fc.TimeoutClient}
+		http2.ConfigureServer(f.h2base, f.h2)
+	})
+	f.h2.ServeConn(c, &http2.ServeConnOpts{Handler: http.HandlerFunc(f.serveStream), BaseConfig: f.h2base})
+}
+
+// shutdownH2 sends GOAWAY on every HTTP/2 connection: each ends once its
+// streams have.
+func (f *HTTPFrontend) shutdownH2(ctx context.Context) {
+	f.h2once.Do(func() {}) // no HTTP/2 connection may start after this
+	if f.h2base != nil {
+		go f.h2base.Shutdown(ctx)
+	}
 }
 
 // transport returns the backend's HTTP/1.1 client for HTTP/2 streams.

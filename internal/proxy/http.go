@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"net/netip"
 	"os"
 	"strconv"
@@ -16,6 +17,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"golang.org/x/net/http2"
 
 	"fulcrum/internal/edge"
 )
@@ -92,6 +95,10 @@ type HTTPFrontend struct {
 
 	cfg   atomic.Pointer[HTTPConfig]
 	conns connSet
+
+	h2once sync.Once
+	h2     *http2.Server
+	h2base *http.Server // carries the GOAWAY on shutdown
 }
 
 // NewHTTPFrontend returns a frontend with the given configuration.
@@ -223,7 +230,10 @@ func (f *HTTPFrontend) handshake(cc *clientConn, tc *tls.Conn) bool {
 
 // Shutdown makes every connection close after its current request, closes
 // the idle ones, and waits for the rest until ctx is done, then closes them.
-func (f *HTTPFrontend) Shutdown(ctx context.Context) error { return f.conns.shutdown(ctx) }
+func (f *HTTPFrontend) Shutdown(ctx context.Context) error {
+	f.shutdownH2(ctx)
+	return f.conns.shutdown(ctx)
+}
 
 // ActiveConns returns the number of open client connections.
 func (f *HTTPFrontend) ActiveConns() int { return f.conns.count() }
