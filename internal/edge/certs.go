@@ -2,6 +2,7 @@ package edge
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
@@ -27,6 +28,10 @@ type Certs struct {
 	client *http.Client // for OCSP responders
 	now    func() time.Time
 	acme   *acmeManager // nil unless the certificates come from ACME
+
+	conf        *tls.Config   // whose session ticket keys Run rotates
+	ticketEvery time.Duration // a new ticket key this often (default 1h)
+	ticketKeep  int           // keys accepted (default 24: tickets resume for a day)
 
 	cur atomic.Pointer[certSet]
 
@@ -77,11 +82,13 @@ func newCerts(log *slog.Logger, every time.Duration, ocsp bool) *Certs {
 		every = 5 * time.Second
 	}
 	return &Certs{
-		log:    log,
-		every:  every,
-		ocsp:   ocsp,
-		client: &http.Client{Timeout: 10 * time.Second},
-		now:    time.Now,
+		log:         log,
+		every:       every,
+		ocsp:        ocsp,
+		client:      &http.Client{Timeout: 10 * time.Second},
+		now:         time.Now,
+		ticketEvery: time.Hour,
+		ticketKeep:  24,
 	}
 }
 
@@ -227,8 +234,19 @@ func (c *Certs) Reload() error {
 
 // Run keeps the certificates fresh until ctx is done: it checks the files
 // every reload_interval, refreshes OCSP staples when they are due and, for
-// ACME, obtains and renews certificates.
+// ACME, obtains and renews certificates. It also rotates the session ticket
+// keys hourly and keeps a day of them, where Go alone would accept a ticket
+// key for 7 days, so a stolen key exposes at most a day of resumed sessions.
 func (c *Certs) Run(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer cancel()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		c.rotateTickets(ctx)
+	}()
 	if c.acme != nil {
 		return c.acme.run(ctx)
 	}
@@ -251,5 +269,32 @@ func (c *Certs) Run(ctx context.Context) error {
 			lastErr = err.Error()
 		}
 		c.refreshStaples(ctx)
+	}
+}
+
+// rotateTickets installs a new session ticket key every ticketEvery and
+// keeps the last ticketKeep for decrypting (RFC 5077 section 5.5: rotate
+// keys, since they protect every resumed session).
+func (c *Certs) rotateTickets(ctx context.Context) {
+	if c.conf == nil {
+		return
+	}
+	var keys [][32]byte
+	rotate := func() {
+		var k [32]byte
+		rand.Read(k[:])
+		keys = append([][32]byte{k}, keys[:min(len(keys), c.ticketKeep-1)]...)
+		c.conf.SetSessionTicketKeys(keys)
+	}
+	rotate()
+	t := time.NewTicker(c.ticketEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			rotate()
+		}
 	}
 }

@@ -79,10 +79,11 @@ func ServerTLS(cfg *config.TLS, stateDir string, log *slog.Logger) (*tls.Config,
 	if cfg.MinVersion == "1.3" {
 		minVersion = tls.VersionTLS13
 	}
-	return &tls.Config{
+	certs.conf = &tls.Config{
 		MinVersion:     minVersion,
 		CipherSuites:   cipherSuites,
 		NextProtos:     nextProtos,
 		GetCertificate: certs.GetCertificate,
-	}, certs, nil
+	}
+	return certs.conf, certs, nil
 }

@@ -121,6 +121,43 @@ func TestServerTLSResumption(t *testing.T) {
 	}
 }
 
+// Run rotates ticket keys: a ticket resumes while its key is kept, and no
+// longer once ticketKeep newer keys replaced it.
+func TestServerTLSTicketRotation(t *testing.T) {
+	ca := newTestCA(t)
+	dir := t.TempDir()
+	ch, ky := ca.issue(t, leafOpts{names: []string{"t.example"}})
+	c, k := writePair(t, dir, "t", ch, ky)
+	conf, certs, err := ServerTLS(&config.TLS{Cert: c, Key: k}, dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certs.ticketEvery, certs.ticketKeep = 200*time.Millisecond, 3
+	addr := serveTLS(t, conf)
+	runCerts(t, certs)
+	for _, v := range []uint16{tls.VersionTLS12, tls.VersionTLS13} {
+		t.Run(tls.VersionName(v), func(t *testing.T) {
+			client := &tls.Config{ServerName: "t.example", RootCAs: ca.pool(), MaxVersion: v, ClientSessionCache: tls.NewLRUClientSessionCache(8)}
+			if _, err := handshake(addr, client); err != nil {
+				t.Fatal(err)
+			}
+			st, err := handshake(addr, client)
+			if err != nil || !st.DidResume {
+				t.Fatalf("immediately: DidResume = %v, %v; want true", st.DidResume, err)
+			}
+			client.ClientSessionCache = tls.NewLRUClientSessionCache(8)
+			if _, err := handshake(addr, client); err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(time.Second) // 5 rotations, 3 keys kept
+			st, err = handshake(addr, client)
+			if err != nil || st.DidResume {
+				t.Errorf("after the key was dropped: DidResume = %v, %v; want false", st.DidResume, err)
+			}
+		})
+	}
+}
+
 func TestServerTLSReload(t *testing.T) {
 	ca := newTestCA(t)
 	dir := t.TempDir()
