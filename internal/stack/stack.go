@@ -276,9 +276,18 @@ func (s *Stack) start(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("starting the database: %w", err)
 	}
+	// More replicas asked of an existing cluster: each new one starts from
+	// a dump of the primary. Fewer: the cluster keeps its nodes.
+	for len(l.Nodes()) < s.cfg.Replicas+1 {
+		n, err := l.AddNode(ctx)
+		if err != nil {
+			return fmt.Errorf("adding a replica to the cluster in %s: %w", l.Dir(), err)
+		}
+		s.event("db", n.Name, "replica %s added on %s", n.Name, n.Addr)
+	}
 	nodes := l.Nodes()
-	if len(nodes) != s.cfg.Replicas+1 {
-		s.event("stack", "", "the cluster in %s keeps its %d nodes (asked for %d replicas; use --fresh to change)",
+	if len(nodes) > s.cfg.Replicas+1 {
+		s.event("stack", "", "the cluster in %s keeps its %d nodes (asked for %d replicas; --fresh starts anew)",
 			l.Dir(), len(nodes), s.cfg.Replicas)
 	}
 	for _, n := range nodes {
