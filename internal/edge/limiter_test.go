@@ -2,6 +2,7 @@ package edge
 
 import (
 	"net/netip"
+	"runtime"
 	"sync"
 	"testing"
 	"time"
@@ -225,4 +226,28 @@ func BenchmarkLimiterAllow(b *testing.B) {
 			l.Allow(netip.AddrFrom4([4]byte{10, 0, byte(i >> 8), byte(i)}), now)
 		}
 	})
+}
+
+// BenchmarkLimiterTableMemory fills a 100,000-entry table with a flood of
+// 1,000,000 distinct addresses and reports the heap it holds per entry.
+func BenchmarkLimiterTableMemory(b *testing.B) {
+	const size = 100000
+	var perEntry float64
+	for b.Loop() {
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		l := NewLimiter(config.RateLimit{Rate: 10, MaxConnsPerClient: 10, TableSize: size})
+		for i := range 1000000 {
+			l.Allow(netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)}), t0)
+		}
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		if l.Len() > size {
+			b.Fatalf("Len() = %d, want at most %d", l.Len(), size)
+		}
+		perEntry = float64(after.HeapAlloc-before.HeapAlloc) / float64(l.Len())
+		runtime.KeepAlive(l)
+	}
+	b.ReportMetric(perEntry, "B/entry")
 }

@@ -163,7 +163,7 @@ func TrustInstructions(caPath string) string {
 	fmt.Fprintf(&b, "  Debian, Ubuntu: sudo cp %s /usr/local/share/ca-certificates/fulcrum-local-ca.crt && sudo update-ca-certificates\n", caPath)
 	fmt.Fprintf(&b, "  Fedora, RHEL:   sudo cp %s /etc/pki/ca-trust/source/anchors/fulcrum-local-ca.pem && sudo update-ca-trust\n", caPath)
 	fmt.Fprintf(&b, "  macOS:          sudo security add-trusted-cert -d -r trustRoot -k /Library/Keychains/System.keychain %s\n", caPath)
-	fmt.Fprintf(&b, "  Chrome, Firefox on Linux: certutil -d sql:$HOME/.pki/nssdb -A -t C,, -n fulcrum-local-ca -i %s\n", caPath)
+	fmt.Fprintf(&b, "  Chrome on Linux: certutil -d sql:$HOME/.pki/nssdb -A -t C,, -n fulcrum-local-ca -i %s\n", caPath)
 	b.WriteString("Only this machine's CA key (0600, in the same directory) can issue certificates it vouches for; delete both files to revoke it.\n")
 	return b.String()
 }
