@@ -78,7 +78,7 @@ func (a *ACL) Allow(ip netip.Addr, host, path []byte) bool {
 	if a == nil {
 		return true
 	}
-	ip = ip.Unmap()
+	ip = ip.Unmap().WithZone("") // Prefix.Contains is false for any zoned address
 	host = hostOnly(host)
 	ambiguous := a.anyPaths && ambiguousPath(path)
 	for i := range a.rules {
@@ -99,7 +99,7 @@ func (a *ACL) AllowConn(ip netip.Addr) bool {
 	if a == nil {
 		return true
 	}
-	ip = ip.Unmap()
+	ip = ip.Unmap().WithZone("") // Prefix.Contains is false for any zoned address
 	for i := range a.rules {
 		r := &a.rules[i]
 		if !r.matchIP(ip) {

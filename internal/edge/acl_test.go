@@ -29,6 +29,7 @@ func TestACLAllow(t *testing.T) {
 		{"denied network v4-mapped", "::ffff:203.0.113.9", "www.example.com", "/", false},
 		{"denied network v6", "2001:db8:1::5", "www.example.com", "/", false},
 		{"other v6", "2001:db9::5", "www.example.com", "/", true},
+		{"zone does not escape a rule", "fe80::1%eth0", "www.example.com", "/admin", false},
 		{"api v1", "198.51.100.1", "api.example.com", "/v1/users", true},
 		{"api v1 with port and case", "198.51.100.1", "API.Example.COM:8443", "/v1/users", true},
 		{"api trailing dot", "198.51.100.1", "api.example.com.", "/v1", true},

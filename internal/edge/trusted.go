@@ -33,7 +33,7 @@ func (t *Trusted) Contains(ip netip.Addr) bool {
 	if t == nil {
 		return false
 	}
-	ip = ip.Unmap()
+	ip = ip.Unmap().WithZone("") // Prefix.Contains is false for any zoned address
 	for _, p := range t.prefixes {
 		if p.Contains(ip) {
 			return true
@@ -83,10 +83,10 @@ func parseForwarded(b []byte) (netip.Addr, bool) {
 	// errors that could refer to it are dropped here.
 	s := unsafe.String(unsafe.SliceData(b), len(b))
 	if a, err := netip.ParseAddr(s); err == nil {
-		return a.Unmap(), true
+		return a.Unmap().WithZone(""), true
 	}
 	if ap, err := netip.ParseAddrPort(s); err == nil {
-		return ap.Addr().Unmap(), true
+		return ap.Addr().Unmap().WithZone(""), true
 	}
 	return netip.Addr{}, false
 }

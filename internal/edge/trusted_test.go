@@ -6,7 +6,7 @@ import (
 )
 
 func TestTrusted(t *testing.T) {
-	tr, err := NewTrusted([]string{"10.0.0.0/8", "fd00::/8", "192.0.2.1"})
+	tr, err := NewTrusted([]string{"10.0.0.0/8", "fd00::/8", "192.0.2.1", "fe80::/10"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -15,7 +15,7 @@ func TestTrusted(t *testing.T) {
 		want bool
 	}{
 		{"10.1.2.3", true}, {"::ffff:10.1.2.3", true}, {"fd12::1", true}, {"192.0.2.1", true},
-		{"192.0.2.2", false}, {"11.0.0.1", false}, {"2001:db8::1", false},
+		{"fe80::1%eth0", true}, {"192.0.2.2", false}, {"11.0.0.1", false}, {"2001:db8::1", false},
 	}
 	for _, tt := range contains {
 		if got := tr.Contains(netip.MustParseAddr(tt.ip)); got != tt.want {
