@@ -178,6 +178,12 @@ func runDBManage(ctx context.Context, e env, args []string) int {
 	if *admin != "" {
 		addr = *admin
 	}
+	// POST /switchover changes the primary and carries no authentication:
+	// it is served on loopback only.
+	if host, _, err := net.SplitHostPort(addr); err != nil || !isLoopback(host) {
+		fmt.Fprintf(e.stderr, "fulcrum db manage: admin address %q: must be a loopback address (the API has no authentication)\n", addr)
+		return exitUsage
+	}
 	m, err := dbha.NewManager(cfg)
 	if err != nil {
 		fmt.Fprintf(e.stderr, "fulcrum db manage: %v\n", err)
@@ -294,4 +300,12 @@ type driverLog struct{ l *slog.Logger }
 
 func (d driverLog) Print(v ...any) {
 	d.l.Debug(strings.TrimSpace(fmt.Sprint(v...)), "component", "mysql-driver")
+}
+
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
