@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"net"
 	"os"
 	"strings"
 	"time"
@@ -25,7 +26,8 @@ import (
 //	  on_failover: ["logger -t fulcrum \"db failover $FULCRUM_DB_OLD_PRIMARY -> $FULCRUM_DB_NEW_PRIMARY\""]
 type DB struct {
 	// Admin is the address of the manager's status, /metrics and
-	// switchover API (default 127.0.0.1:9910).
+	// switchover API (default 127.0.0.1:9910). The API has no
+	// authentication, so it must be a loopback address.
 	Admin string `yaml:"admin"`
 	// AdminUser is the MariaDB account of the manager: it needs SUPER, READ
 	// ONLY ADMIN and the replication privileges.
@@ -126,6 +128,8 @@ func (c *DB) validate() []*fieldError {
 	add := func(e *fieldError) { errs = append(errs, e) }
 	if _, err := ParseHostPort(c.Admin); err != nil {
 		add(errorf("admin", "%q: %v", c.Admin, err))
+	} else if host, _, _ := net.SplitHostPort(c.Admin); host != "localhost" && !isLoopbackIP(host) {
+		add(errorf("admin", "%q: must be a loopback address (the API has no authentication)", c.Admin))
 	}
 	if c.AdminUser == "" {
 		add(errorf("admin_user", "a user is required"))
@@ -187,4 +191,9 @@ func (c *DB) validate() []*fieldError {
 		}
 	}
 	return errs
+}
+
+func isLoopbackIP(host string) bool {
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
