@@ -22,7 +22,10 @@
 // cluster it restarts the nodes with their data and roles. OpenLocal reads
 // a cluster without starting it (to stop or manage it from another
 // process). Kill(node) sends SIGKILL, as a crash would, and StartNode(ctx,
-// node) brings a node back; for chaos.
+// node) brings a node back; for chaos. AddNode(ctx) adds a replica to a
+// primary that holds data: a dump carrying its GTID position, then
+// replication. A restart leads with the most advanced node and takes the
+// primary from the servers, not from a cluster.json a failover made stale.
 //
 // Every node runs with log_slave_updates, binlog_format=ROW,
 // gtid_strict_mode, sync_binlog=1, semi-sync wait point AFTER_SYNC and
@@ -56,6 +59,11 @@
 // A node that comes back writable beside the primary is set read-only, and
 // with AutoRejoin any node not replicating from the primary is repointed
 // to it. Hooks run after each change of primary.
+//
+// A manager that finds its primary read-only while another node is the
+// one writable node replicating from nobody follows that node instead of
+// fencing it (the primary changed by other means). Observe probes without
+// acting (`fulcrum db status --dir`); Status.WriteText prints the table.
 //
 // Config.Interval, CheckTimeout and the clock (Config.Now) are injected so
 // that tests run the manager with short intervals.
