@@ -18,8 +18,14 @@ modules:
 build: modules
 	$(GO) build -o $(BIN) ./cmd/fulcrum
 
-deps-test:
+# Go-built test tools, into bin/ (on PATH for the tests).
+H2SPEC := github.com/summerwind/h2spec/cmd/h2spec@v2.2.1+incompatible
+
+deps-test: bin/h2spec
 	@scripts/apt-need $(TEST_PKGS)
+
+bin/h2spec:
+	GOBIN=$(CURDIR)/bin $(GO) install $(H2SPEC)
 
 deps-demo:
 	@scripts/apt-need $(DEMO_PKGS)
@@ -38,7 +44,7 @@ unit: modules
 	$(GO) test -race -short -count=1 ./...
 
 integration: modules build
-	$(GO) test -count=1 -timeout 25m ./...
+	PATH="$(CURDIR)/bin:$$PATH" $(GO) test -count=1 -timeout 25m ./...
 
 test: deps-test lint unit integration
 

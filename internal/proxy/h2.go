@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"io"
+	"log"
 	"net"
 	"net/http"
 	"net/netip"
@@ -26,7 +27,7 @@ func (f *HTTPFrontend) serveH2(c *tls.Conn, fc *HTTPConfig) {
 	f.h2once.Do(func() {
 		// The base server is never served: it carries the graceful
 		// shutdown (GOAWAY) that http2 hooks onto it.
-		f.h2base = &http.Server{}
+		f.h2base = &http.Server{ErrorLog: log.New(io.Discard, "", 0)} // clients' protocol errors are theirs
 		f.h2 = &http2.Server{IdleTimeout: fc.TimeoutClient}
 		http2.ConfigureServer(f.h2base, f.h2)
 	})
