@@ -212,3 +212,5 @@ func waitFor(t testing.TB, what string, d time.Duration, cond func() bool) {
 
 // testShort skips an integration test under -short (never under CI).
 func testShort(t *testing.T) { testenv.Short(t) }
+
+func bigSerial(n int64) *big.Int { return big.NewInt(n) }
