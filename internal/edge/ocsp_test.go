@@ -63,7 +63,7 @@ func TestOCSPRefresh(t *testing.T) {
 		t.Fatal("no staple after the first fetch")
 	}
 	next := certs.sources[0].stapleNext
-	if want := thisUpdate.Add(2 * time.Hour).Sub(now) / 2; next.Sub(now) < want-time.Second || next.Sub(now) > want+time.Second {
+	if want := thisUpdate.Add(2*time.Hour).Sub(now) / 2; next.Sub(now) < want-time.Second || next.Sub(now) > want+time.Second {
 		t.Errorf("next refresh in %v, want halfway to NextUpdate, %v", next.Sub(now), want)
 	}
 
