@@ -157,7 +157,12 @@ func (t *TLS) validate(p string) []*fieldError {
 			add(errorf(ap+".names", "at least one name is required"))
 		}
 		for i, n := range t.ACME.Names {
-			if !validHostname(strings.TrimPrefix(n, "*.")) {
+			switch {
+			case strings.HasPrefix(n, "*."):
+				// Wildcards need the DNS-01 challenge; fulcrum answers
+				// TLS-ALPN-01 on its own listener (RFC 8737).
+				add(errorf(fmt.Sprintf("%s.names[%d]", ap, i), "%q: wildcard names need DNS validation, which fulcrum does not do", n))
+			case !validHostname(n):
 				add(errorf(fmt.Sprintf("%s.names[%d]", ap, i), "%q: not a DNS name", n))
 			}
 		}

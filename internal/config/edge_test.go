@@ -116,6 +116,7 @@ func TestEdgeErrors(t *testing.T) {
 		{"certificates entry", fe("    tls: {certificates: [{cert: /c}]}\n"), []string{"frontends[0].tls.certificates[0]", "both required"}},
 		{"acme no names", fe("    tls: {acme: {email: a@b.example}}\n"), []string{"frontends[0].tls.acme.names", "at least one"}},
 		{"acme http", fe("    tls: {acme: {names: [a.example], directory: \"http://ca.example/dir\"}}\n"), []string{"frontends[0].tls.acme.directory", "http://ca.example/dir", "https"}},
+		{"acme wildcard", fe("    tls: {acme: {names: [\"*.a.example\"]}}\n"), []string{"frontends[0].tls.acme.names[0]", `"*.a.example"`, "wildcard"}},
 		{"acme email", fe("    tls: {acme: {names: [a.example], email: nobody}}\n"), []string{"frontends[0].tls.acme.email", `"nobody"`}},
 		{"unknown tls key", fe("    tls: {cert: /c, key: /k, ciphers: all}\n"), []string{"lb.yaml:5:", "ciphers", "unknown key"}},
 		{"redirect with tls", fe("    tls: {self_signed: true}\n    redirect_https: true\n"), []string{"lb.yaml:6:", "frontends[0].redirect_https", "plain-HTTP"}},
