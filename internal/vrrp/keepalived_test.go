@@ -15,6 +15,13 @@ import (
 	"fulcrum/internal/testenv"
 )
 
+// kaOpts configures a keepalived instance.
+type kaOpts struct {
+	prio        int
+	unicastPeer string // unicast to this address instead of multicast
+	vip         string // with its prefix length
+}
+
 // keepalived is a keepalived process (Debian 2.2.7) in a lab namespace.
 type keepalived struct {
 	t       *testing.T
@@ -27,14 +34,14 @@ type keepalived struct {
 
 // startKeepalived runs keepalived in the foreground in host's namespace,
 // VRRPv3 with 100ms adverts, its pid files in a temp dir of its own.
-func (l *lab) keepalived(host string, prio int, unicastPeer, vip string) *keepalived {
+func (l *lab) keepalived(host string, o kaOpts) *keepalived {
 	t := l.t
 	t.Helper()
 	bin := testenv.Program(t, "keepalived")[0]
 	dir := t.TempDir()
 	uni := ""
-	if unicastPeer != "" {
-		uni = fmt.Sprintf("    unicast_src_ip %s\n    unicast_peer {\n        %s\n    }\n", l.addr(host), unicastPeer)
+	if o.unicastPeer != "" {
+		uni = fmt.Sprintf("    unicast_src_ip %s\n    unicast_peer {\n        %s\n    }\n", l.addr(host), o.unicastPeer)
 	}
 	conf := fmt.Sprintf(`global_defs {
     vrrp_version 3
@@ -50,7 +57,7 @@ vrrp_instance VI_1 {
         %s dev eth0
     }
 }
-`, host, prio, uni, vip)
+`, host, o.prio, uni, o.vip)
 	path := filepath.Join(dir, "keepalived.conf")
 	if err := os.WriteFile(path, []byte(conf), 0o600); err != nil {
 		t.Fatal(err)
@@ -76,6 +83,11 @@ vrrp_instance VI_1 {
 		if t.Failed() {
 			t.Logf("keepalived %s:\n%s", host, tail(log, 30))
 		}
+	})
+	// A configuration keepalived does not accept makes it exit; the test
+	// must not mistake that for a backup that stays quiet.
+	eventually(t, 5*time.Second, host+": keepalived entered backup state", func() bool {
+		return strings.Contains(k.out.String(), "Entering BACKUP STATE")
 	})
 	return k
 }
@@ -173,7 +185,7 @@ func TestKeepalivedInterop(t *testing.T) {
 				// fulcrum returns and preempts.
 				lb1 := l.router("lb1", 150, mod)
 				waitState(t, lb1, "master", 5*time.Second)
-				l.keepalived("ka", 100, kaPeer, vipCIDR)
+				l.keepalived("ka", kaOpts{prio: 100, unicastPeer: kaPeer, vip: vipCIDR})
 				time.Sleep(time.Second)
 				hold("lb1")
 				t0 := time.Now()
@@ -203,7 +215,7 @@ func TestKeepalivedInterop(t *testing.T) {
 			// keepalived (150) is master; fulcrum (100) backs it up and
 			// takes over when keepalived stops; keepalived preempts on
 			// its return.
-			ka := l.keepalived("ka", 150, kaPeer, vipCIDR)
+			ka := l.keepalived("ka", kaOpts{prio: 150, unicastPeer: kaPeer, vip: vipCIDR})
 			eventually(t, 5*time.Second, "keepalived master", func() bool { return l.holds("ka", vip) })
 			lb1 := l.router("lb1", 100, mod)
 			waitState(t, lb1, "backup", 5*time.Second)
@@ -219,7 +231,7 @@ func TestKeepalivedInterop(t *testing.T) {
 			took, _ := lb1.stateSince("master", t0)
 			t.Logf("keepalived → fulcrum on SIGTERM: fulcrum master after %v", took.Sub(t0).Round(time.Millisecond))
 			t0 = time.Now()
-			l.keepalived("ka", 150, kaPeer, vipCIDR)
+			l.keepalived("ka", kaOpts{prio: 150, unicastPeer: kaPeer, vip: vipCIDR})
 			hold("ka")
 			waitState(t, lb1, "backup", 3*time.Second)
 			t.Logf("fulcrum → keepalived by preemption: %v (incl. process start)", time.Since(t0).Round(time.Millisecond))
@@ -242,9 +254,9 @@ func TestKillMasterKeepalivedBaseline(t *testing.T) {
 			// with it, as fulcrum's listener dies with fulcrum.
 			srv1 := startProc(t, l.ns("ka1"), "ka1", envHelper, helperSpec{Name: "ka1", Serve: testVIP + ":8000"})
 			startProc(t, l.ns("ka2"), "ka2", envHelper, helperSpec{Name: "ka2", Serve: testVIP + ":8000"})
-			ka1 := l.keepalived("ka1", 150, "", testVIP+"/24")
+			ka1 := l.keepalived("ka1", kaOpts{prio: 150, vip: testVIP + "/24"})
 			eventually(t, 5*time.Second, "ka1 holds the VIP", func() bool { return l.holdsVIP("ka1") })
-			l.keepalived("ka2", 100, "", testVIP+"/24")
+			l.keepalived("ka2", kaOpts{prio: 100, vip: testVIP + "/24"})
 			time.Sleep(time.Second)
 			cl := l.client("client", 3*time.Second)
 			eventually(t, 2*time.Second, "client served by ka1", func() bool {
