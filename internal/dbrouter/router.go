@@ -367,6 +367,9 @@ func (r *Router) Query(ctx context.Context, after Token, query string, args ...a
 	}
 	p, err := r.Primary()
 	if err != nil {
+		if errors.Is(err, ErrNoPrimary) {
+			return r.queryStale(ctx, after, query, args...)
+		}
 		return nil, err
 	}
 	rows, err := r.dbs[p].QueryContext(ctx, query, args...)
@@ -374,6 +377,41 @@ func (r *Router) Query(ctx context.Context, after Token, query string, args ...a
 		return nil, err
 	}
 	return &Rows{Rows: rows, Node: p}, nil
+}
+
+// queryStale reads from any reachable read-only node while there is no
+// primary: between a primary's death and a replica's promotion the
+// replicas have lost their source, but what they hold is consistent (if a
+// little behind), and reads must not fail for a failover. A read-your-writes
+// token is still honoured: a node that has not applied it within
+// WaitTimeout is passed over, and with none left the read fails.
+func (r *Router) queryStale(ctx context.Context, after Token, query string, args ...any) (*Rows, error) {
+	nodes := r.readOnly()
+	var lastErr error = ErrNoPrimary
+	for i := range nodes {
+		a := nodes[(int(r.rr.Add(1)-1)+i)%len(nodes)]
+		rows, err := r.queryReplica(ctx, a, after, query, args...)
+		if err == nil && rows != nil {
+			return rows, nil
+		}
+		if err != nil {
+			lastErr = err
+		}
+	}
+	return nil, lastErr
+}
+
+// readOnly returns the reachable read-only nodes, replicating or not.
+func (r *Router) readOnly() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []string
+	for _, a := range r.cfg.Nodes {
+		if s := r.state[a]; s.up && s.readOnly {
+			out = append(out, a)
+		}
+	}
+	return out
 }
 
 // queryReplica returns nil rows and no error when the replica has not

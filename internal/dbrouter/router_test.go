@@ -226,3 +226,37 @@ func TestRouterFollowsSwitchoverAndRetries1290(t *testing.T) {
 		}
 	}
 }
+
+// With the primary dead and no manager to promote a replica, reads still
+// succeed from the replicas, which hold everything acknowledged.
+func TestReadsSurviveNoPrimary(t *testing.T) {
+	l, r := cluster(t, 100*time.Millisecond)
+	ctx := context.Background()
+	if _, err := r.Exec(ctx, "CREATE TABLE kv (k INT PRIMARY KEY, v INT)"); err != nil {
+		t.Fatal(err)
+	}
+	res, err := r.Exec(ctx, "INSERT INTO kv VALUES (1, 1)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	readNodes(t, r, res.Token, 1) // the write reached the replicas
+	if err := l.Kill(l.Addrs()[0]); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(500 * time.Millisecond) // the router sees no primary
+	if _, err := r.Primary(); err == nil {
+		t.Fatalf("Primary() found one after the primary was killed")
+	}
+	for i := 0; i < 10; i++ {
+		var n int
+		if err := r.QueryRow(ctx, dbrouter.Token{}, "SELECT COUNT(*) FROM kv").Scan(&n); err != nil || n != 1 {
+			t.Fatalf("read %d without a primary = %d, %v; want 1 row", i, n, err)
+		}
+	}
+	// A token the replicas hold is honoured without a primary too.
+	rows, err := r.Query(ctx, res.Token, "SELECT v FROM kv WHERE k = 1")
+	if err != nil {
+		t.Fatalf("read-your-writes without a primary = %v", err)
+	}
+	rows.Close()
+}
