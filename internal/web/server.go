@@ -49,7 +49,9 @@ type Server struct {
 	// primary reports the database primary for /healthz (nil without a
 	// database); tests replace it.
 	primary func() (string, error)
-	started atomic.Bool
+	// lastPrimary is when the primary was last known (Unix nanoseconds).
+	lastPrimary atomic.Int64
+	started     atomic.Bool
 	// draining is set when shutdown begins: /healthz answers 503.
 	draining  atomic.Bool
 	stats     counters
@@ -267,6 +269,10 @@ func (s *Server) closeStatic() {
 	}
 }
 
+// primaryGrace is how long /healthz stays 200 without a database primary
+// once one was known: longer than a failover takes (about a second).
+const primaryGrace = 10 * time.Second
+
 // healthz answers 200 when this server can serve: not shutting down, the
 // database primary known, the application ready; else 503 with the reason.
 //
@@ -302,8 +308,18 @@ func (s *Server) health() (bool, string) {
 	}
 	p, err := s.primary()
 	if err != nil {
+		// Every web server loses the primary together during a
+		// failover: marking them all down would fail reads that the
+		// replicas still serve. Only a primary missing for longer than
+		// a failover takes makes this server unhealthy.
+		if last := s.lastPrimary.Load(); last != 0 {
+			if gone := time.Since(time.Unix(0, last)); gone < primaryGrace {
+				return true, fmt.Sprintf("ok (database: %v for %v: failover?)", err, gone.Round(time.Millisecond))
+			}
+		}
 		return false, "database: " + err.Error()
 	}
+	s.lastPrimary.Store(time.Now().UnixNano())
 	if s.app != nil {
 		if err := s.app.Ready(); err != nil {
 			return false, "app: " + err.Error()

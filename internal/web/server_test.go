@@ -198,6 +198,36 @@ func TestHealthz(t *testing.T) {
 	}
 }
 
+// A primary lost during a failover keeps /healthz at 200 for primaryGrace,
+// then 503.
+func TestHealthzFailoverGrace(t *testing.T) {
+	db := &config.WebDatabase{Nodes: []string{"127.0.0.1:1"}, User: "app", Name: "guestbook", Password: "x"}
+	s := newTestServer(t, &config.Web{Static: &config.Static{Root: t.TempDir()}, Database: db})
+	primary := "127.0.0.1:13306"
+	s.primary = func() (string, error) {
+		if primary == "" {
+			return "", errors.New("dbrouter: no primary")
+		}
+		return primary, nil
+	}
+	get := func() int {
+		w := httptest.NewRecorder()
+		s.Handler().ServeHTTP(w, httptest.NewRequest("GET", "/healthz", nil))
+		return w.Code
+	}
+	if got := get(); got != 200 {
+		t.Fatalf("with a primary: %d, want 200", got)
+	}
+	primary = ""
+	if got := get(); got != 200 {
+		t.Errorf("primary just lost: %d, want 200 during the grace", got)
+	}
+	s.lastPrimary.Store(time.Now().Add(-primaryGrace - time.Second).UnixNano())
+	if got := get(); got != 503 {
+		t.Errorf("primary lost for longer than the grace: %d, want 503", got)
+	}
+}
+
 func serve(t *testing.T, s *Server) (addr string, stop func() error) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
