@@ -18,6 +18,7 @@ import (
 type scenario struct {
 	algo    string
 	weights []int
+	dead    []bool // servers that refuse connections: their requests are redispatched
 	steps   []step
 	spare   int // servers added at runtime
 }
@@ -114,6 +115,10 @@ func genScenario(seed uint64, algo string, n, nEvents int) scenario {
 	sc := scenario{algo: algo}
 	for range n {
 		sc.weights = append(sc.weights, genWeight(r))
+		sc.dead = append(sc.dead, n > 1 && r.IntN(6) == 0)
+	}
+	if onlyDead(sc.dead, sc.weights, &adminState{maint: make([]bool, n), drain: make([]bool, n)}, event{}) {
+		sc.dead = make([]bool, n)
 	}
 	initial := slices.Clone(sc.weights)
 	weights := slices.Clone(sc.weights)
@@ -125,6 +130,11 @@ func genScenario(seed uint64, algo string, n, nEvents int) scenario {
 	}
 	for range nEvents {
 		e := event{kind: kinds[r.IntN(len(kinds))], srv: r.IntN(len(weights))}
+		if onlyDead(sc.dead, weights, a, e) {
+			// haproxy would retry the dead server after a 1 s turn-around
+			// for every request: slow, and no new information.
+			continue
+		}
 		switch e.kind {
 		case "weight":
 			e.w = genWeight(r)
@@ -153,9 +163,41 @@ func genScenario(seed uint64, algo string, n, nEvents int) scenario {
 	return sc
 }
 
+// onlyDead reports whether after event e every usable server with a
+// weight would be a dead one.
+func onlyDead(dead []bool, weights []int, a *adminState, e event) bool {
+	if e.kind == "add" {
+		return false // added servers start in maint
+	}
+	w := slices.Clone(weights)
+	b := &adminState{maint: slices.Clone(a.maint), drain: slices.Clone(a.drain)}
+	b.apply(e)
+	if e.kind == "weight" {
+		w[e.srv] = e.w
+	}
+	live, deadUp := false, false
+	for i := range w {
+		if w[i] == 0 || !b.usable(i) {
+			continue
+		}
+		if i < len(dead) && dead[i] {
+			deadUp = true
+		} else {
+			live = true
+		}
+	}
+	return deadUp && !live
+}
+
 func (sc scenario) String() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%s weights %v:", sc.algo, sc.weights)
+	fmt.Fprintf(&b, "%s weights %v", sc.algo, sc.weights)
+	for i, d := range sc.dead {
+		if d {
+			fmt.Fprintf(&b, ", s%d dead", i)
+		}
+	}
+	b.WriteString(":")
 	for _, s := range sc.steps {
 		fmt.Fprintf(&b, " %d req", s.n)
 		if s.ev != nil {
@@ -168,7 +210,7 @@ func (sc scenario) String() string {
 // replay runs sc on haproxy and on New(sc.algo) and fails at the first
 // request where they disagree.
 func replay(t *testing.T, sc scenario) {
-	h := startHAProxy(t, sc.algo, sc.weights, sc.spare)
+	h := startHAProxy(t, sc.algo, sc.weights, sc.dead, sc.spare)
 	servers := make([]Server, len(sc.weights))
 	for i, w := range sc.weights {
 		servers[i].Weight = w
@@ -185,10 +227,22 @@ func replay(t *testing.T, sc scenario) {
 		for range s.n {
 			want = append(want, h.get())
 			g := b.Pick(nil, -1)
-			got = append(got, g)
 			if g >= 0 {
 				b.Release(g)
 			}
+			if g >= 0 && g < len(sc.dead) && sc.dead[g] {
+				// Connection refused: haproxy redispatches the retry,
+				// avoiding the server that failed; if that lands on a
+				// dead server too, the client gets a 503.
+				g = b.Pick(nil, g)
+				if g >= 0 {
+					b.Release(g)
+				}
+				if g >= 0 && g < len(sc.dead) && sc.dead[g] {
+					g = -1
+				}
+			}
+			got = append(got, g)
 			if k := len(got) - 1; got[k] != want[k] {
 				lo := max(0, k-12)
 				t.Fatalf("request %d: Pick() = s%d, want s%d (haproxy)\nscenario: %v\nevents so far: %v\nfulcrum from request %d: %v\nhaproxy from request %d: %v",
@@ -251,6 +305,11 @@ func handScenarios(algo string) []scenario {
 		{weights: []int{1, 256}, steps: []step{ev(300, "disable", 1, 0), ev(5, "disable", 0, 0), ev(3, "enable", 1, 0), ev(600, "enable", 0, 0), {n: 2 * 257}}},
 		{weights: []int{3, 2, 1}, steps: []step{ev(7, "drain", 0, 0), ev(4, "weight", 0, 0), ev(4, "ready", 0, 0), ev(4, "weight", 0, 3), {n: 24}}},
 		{weights: []int{5, 0, 5}, steps: []step{ev(11, "maint", 2, 0), ev(3, "maint", 0, 0), ev(2, "ready", 2, 0), ev(1, "ready", 0, 0), {n: 40}}},
+		// Redispatch (avoid): one dead server, two, and a dead one alone.
+		{weights: []int{3, 2, 1, 2}, dead: []bool{false, false, false, true}, steps: []step{{n: 2 * 8 * 16}}},
+		// (With s1 disabled, haproxy retries s0 after a 1 s turn-around.)
+		{weights: []int{1, 1}, dead: []bool{true, false}, steps: []step{ev(9, "disable", 1, 0), ev(2, "enable", 1, 0), {n: 20}}},
+		{weights: []int{5, 5, 5, 1}, dead: []bool{true, true, false, false}, steps: []step{ev(33, "weight", 2, 0), ev(17, "weight", 3, 0), {n: 40}}},
 	}
 	if algo == RoundRobin {
 		scs = append(scs,

@@ -45,9 +45,25 @@ func nameServer(t *testing.T, name string) string {
 	return l.Addr().String()
 }
 
+// closedAddr returns a loopback address where nothing listens: a
+// connection to it is refused at once.
+func closedAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	return addr
+}
+
 // startHAProxy runs haproxy -db with `balance algo` over servers of the
 // given weights, plus spare servers s<N>.. started but not configured.
-func startHAProxy(t *testing.T, algo string, weights []int, spare int) *haproxyBackend {
+// Servers marked dead point at a closed port; with `retries 1` and
+// `option redispatch`, a request sent there is redispatched to another
+// server, which exercises the avoid argument of the LB code.
+func startHAProxy(t *testing.T, algo string, weights []int, dead []bool, spare int) *haproxyBackend {
 	t.Helper()
 	bin := testenv.Program(t, "haproxy")[0]
 
@@ -68,6 +84,8 @@ defaults
     timeout connect 5s
     timeout client 30s
     timeout server 30s
+    retries 1
+    option redispatch
 
 frontend fe
     bind fd@3
@@ -77,7 +95,13 @@ backend b
     balance %s
 `, filepath.Join(dir, "admin.sock"), algo)
 	for i, w := range weights {
-		fmt.Fprintf(&cfg, "    server s%d %s weight %d\n", i, nameServer(t, fmt.Sprintf("s%d", i)), w)
+		addr := ""
+		if i < len(dead) && dead[i] {
+			addr = closedAddr(t)
+		} else {
+			addr = nameServer(t, fmt.Sprintf("s%d", i))
+		}
+		fmt.Fprintf(&cfg, "    server s%d %s weight %d\n", i, addr, w)
 	}
 	h := &haproxyBackend{t: t, sock: filepath.Join(dir, "admin.sock")}
 	for i := range spare {
