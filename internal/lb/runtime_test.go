@@ -263,10 +263,20 @@ backends: [{name: web, servers: [{name: web1, address: "%s"}]}]
 	for i := 0; i < 25; i++ {
 		get(t, c, "http://"+l.Addrs("www")[0].String()+"/")
 	}
-	counts := l.Status().Backends[0].Servers[0].Counts
+	// A response is timed once it has been sent, so the last one may be
+	// recorded a moment after the client has it.
+	var counts Counts
 	var sum uint64
-	for _, n := range counts.ResponseTimes {
-		sum += n
+	for try := 0; try < 100; try++ {
+		counts = l.Status().Backends[0].Servers[0].Counts
+		sum = 0
+		for _, n := range counts.ResponseTimes {
+			sum += n
+		}
+		if sum == uint64(n1.Load()) {
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 	if sum != uint64(n1.Load()) || len(counts.ResponseTimes) != len(TimeBounds())+1 {
 		t.Errorf("histogram holds %d responses in %d buckets, want %d in %d", sum, len(counts.ResponseTimes), n1.Load(), len(TimeBounds())+1)

@@ -96,7 +96,7 @@ func copyUntilEOF(dst io.Writer, src io.Reader, before func()) (int64, error) {
 // it to dst, re-framed as chunked when rechunk is set (extensions dropped,
 // trailer fields kept) or as the bare data otherwise. It returns the number
 // of data bytes.
-func copyChunked(dst *bufio.Writer, src *bufio.Reader, rechunk bool, before func()) (int64, error) {
+func copyChunked(dst *bufio.Writer, src byteSource, rechunk bool, before func()) (int64, error) {
 	var total int64
 	var line [64]byte
 	for {
@@ -176,7 +176,7 @@ func trimEOL(l []byte) []byte {
 }
 
 // readChunkSize reads "hex-size [; ext] CRLF".
-func readChunkSize(src *bufio.Reader) (int64, error) {
+func readChunkSize(src byteSource) (int64, error) {
 	l, err := src.ReadSlice('\n')
 	if err != nil {
 		if err == bufio.ErrBufferFull {
@@ -223,7 +223,7 @@ rest:
 	return n, nil
 }
 
-func readCRLF(src *bufio.Reader) error {
+func readCRLF(src io.ByteReader) error {
 	c, err := src.ReadByte()
 	if err != nil {
 		return err

@@ -63,7 +63,7 @@ func (h *head) reset() {
 // into h.buf, at most max bytes. Lines end in CRLF or a bare LF (RFC 9112
 // section 2.2); a bare CR elsewhere is rejected by the parsers. An error
 // with len(h.buf) == 0 means nothing of a new message had arrived.
-func readHead(br *bufio.Reader, h *head, max int) error {
+func readHead(br byteSource, h *head, max int) error {
 	h.reset()
 	lineStart := 0
 	skipped := false

@@ -160,12 +160,9 @@ func (cc *clientConn) open() bool {
 		if d := fc.TimeoutRequestHeader; d > 0 {
 			cc.c.SetReadDeadline(time.Now().Add(d))
 		}
-		br := cc.br
-		if fc.TLS != nil {
-			// The PROXY header precedes the TLS stream: read it on
-			// the raw connection and hand what follows to TLS.
-			br = bufio.NewReaderSize(cc.c, 512)
-		}
+		// The PROXY header precedes everything else: read it on the raw
+		// connection, and hand what follows to TLS or HTTP.
+		br := bufio.NewReaderSize(cc.c, 512)
 		src, _, err := edge.ReadProxyHeader(br)
 		if err != nil {
 			cc.f.Stats.ReqErrors.Add(1)
@@ -174,16 +171,15 @@ func (cc *clientConn) open() bool {
 		if src.IsValid() {
 			cc.setClient(src.Addr())
 		}
-		if fc.TLS != nil {
-			cc.c = &bufConn{Conn: cc.c, r: br}
-		}
+		cc.c = &bufConn{Conn: cc.c, r: br}
+		cc.dl = deadlines{c: cc.c}
+		cc.br.reset(cc.c)
 	}
 	if fc.TLS != nil {
 		tc := tls.Server(cc.c, fc.TLS)
 		cc.c = tc
 		cc.dl = deadlines{c: tc}
-		cc.br.Reset(tc)
-		cc.bw.Reset(tc)
+		cc.br.reset(tc)
 		return cc.f.handshake(cc, tc)
 	}
 	return true
@@ -243,8 +239,8 @@ type clientConn struct {
 	f        *HTTPFrontend
 	c        net.Conn // the connection requests are read from (TLS over raw)
 	raw      net.Conn // the accepted connection
-	br       *bufio.Reader
-	bw       *bufio.Writer
+	br       *connReader
+	bw       *bufio.Writer // nil between requests (see writer)
 	remoteIP string     // the client's address as forwarded
 	peer     netip.Addr // the client (the PROXY header's source, if any)
 	limiter  *edge.Limiter
@@ -253,9 +249,7 @@ type clientConn struct {
 	proto    string      // "https" on TLS connections; else the frontend's Proto
 	fc       *HTTPConfig // the frontend's configuration for the current request
 	dl       deadlines
-	req      head
-	resp     head
-	out      []byte // the request head as sent to servers
+	*scratch // nil between requests (see getScratch)
 	active   atomic.Bool
 	closing  atomic.Bool
 }
@@ -264,8 +258,7 @@ func (f *HTTPFrontend) newConn(c net.Conn) *clientConn {
 	if tc, ok := c.(*net.TCPConn); ok {
 		tc.SetNoDelay(true)
 	}
-	cc := &clientConn{f: f, c: c, raw: c, dl: deadlines{c: c},
-		br: bufio.NewReaderSize(c, 4096), bw: bufio.NewWriterSize(c, 4096)}
+	cc := &clientConn{f: f, c: c, raw: c, dl: deadlines{c: c}, br: newConnReader(c)}
 	if a, ok := c.RemoteAddr().(*net.TCPAddr); ok {
 		ap := a.AddrPort()
 		cc.setClient(ap.Addr().Unmap())
@@ -291,16 +284,17 @@ func (cc *clientConn) serve() {
 		// timeout, then for the whole head under the header timeout.
 		fc := f.cfg.Load()
 		cc.dl.read(time.Now(), fc.TimeoutClient)
-		if _, err := cc.br.Peek(1); err != nil {
+		if err := cc.br.waitData(); err != nil {
 			return
 		}
 		cc.active.Store(true)
+		cc.getScratch()
 		start := time.Now()
 		fc = f.cfg.Load()
 		cc.fc = fc
 		// The header timeout matters only when the head has not arrived
 		// whole with its first bytes, as it nearly always does.
-		if fc.TimeoutRequestHeader > 0 && !headBuffered(cc.br) {
+		if fc.TimeoutRequestHeader > 0 && !headBuffered(cc.br.buffered()) {
 			cc.dl.read(start, fc.TimeoutRequestHeader)
 		}
 		max := fc.MaxHeaderBytes
@@ -326,6 +320,8 @@ func (cc *clientConn) serve() {
 		if !keep {
 			return
 		}
+		cc.releaseWriter()
+		cc.releaseScratch()
 	}
 }
 
@@ -470,8 +466,9 @@ func (cc *clientConn) proxy(x *exchange, path []byte, hasBody bool) bool {
 	if req.expect100 && hasBody && req.minor == 1 {
 		// Answer the expectation here rather than forward it: the body
 		// is streamed to the server as it comes (RFC 9110 section 10.1.1).
-		cc.bw.WriteString("HTTP/1.1 100 Continue\r\n\r\n")
-		if cc.bw.Flush() != nil {
+		w := cc.writer()
+		w.WriteString("HTTP/1.1 100 Continue\r\n\r\n")
+		if w.Flush() != nil {
 			return false
 		}
 	}
@@ -641,8 +638,8 @@ attempt:
 			}
 			if cc.resp.status >= 100 && cc.resp.status < 200 && cc.resp.status != 101 {
 				if cc.resp.status != 100 && req.minor == 1 {
-					cc.bw.Write(cc.resp.buf)
-					cc.bw.Flush()
+					cc.writer().Write(cc.resp.buf)
+					cc.writer().Flush()
 				}
 				continue
 			}
@@ -699,11 +696,12 @@ func (cc *clientConn) relay(x *exchange, srv *Server, sc *serverConn, upgrade bo
 			return tryDone
 		}
 		cc.writeResponseHead(true, true)
-		if cc.bw.Flush() != nil {
+		if cc.writer().Flush() != nil {
 			sc.Close()
 			return tryClientGone
 		}
-		in, out := tunnel(cc.c, cc.br, sc.Conn, sc.br)
+		sb, _ := sc.br.Peek(sc.br.Buffered())
+		in, out := tunnel(cc.c, cc.br.buffered(), sc.Conn, sb)
 		x.bytesIn += in
 		x.bytesOut += out
 		b.Stats.BytesIn.Add(uint64(in))
@@ -736,16 +734,16 @@ func (cc *clientConn) relay(x *exchange, srv *Server, sc *serverConn, upgrade bo
 	switch {
 	case noBody:
 	case resp.chunked:
-		n, err = copyChunked(cc.bw, sc.br, !dechunk, before)
+		n, err = copyChunked(cc.writer(), sc.br, !dechunk, before)
 	case resp.contentLength >= 0:
-		n, err = copyN(cc.bw, sc.br, resp.contentLength, before)
+		n, err = copyN(cc.writer(), sc.br, resp.contentLength, before)
 	default:
-		n, err = copyUntilEOF(cc.bw, sc.br, before)
+		n, err = copyUntilEOF(cc.writer(), sc.br, before)
 	}
 	x.bytesOut += n + int64(len(resp.buf))
 	x.bytesIn += int64(len(req.buf))
 	if err == nil {
-		err = cc.bw.Flush()
+		err = cc.writer().Flush()
 		if err != nil {
 			err = &copyError{errDstWrite, err}
 		}
@@ -782,10 +780,57 @@ func (cc *clientConn) relay(x *exchange, srv *Server, sc *serverConn, upgrade bo
 // bodyDeadline extends the client's read deadline while a body streams in.
 func (cc *clientConn) bodyDeadline() { cc.dl.read(time.Now(), cc.fc.TimeoutClient) }
 
-// headBuffered reports whether a whole request head is already buffered.
-func headBuffered(br *bufio.Reader) bool {
-	b, _ := br.Peek(br.Buffered())
+// headBuffered reports whether b holds a whole request head.
+func headBuffered(b []byte) bool {
 	return bytes.Contains(b, []byte("\r\n\r\n")) || bytes.Contains(b, []byte("\n\n"))
+}
+
+// scratch is the per-request state of a client connection: parsed heads
+// and the request as sent to servers. A connection holds one only while a
+// request is in progress.
+type scratch struct {
+	req  head
+	resp head
+	out  []byte // the request head as sent to servers
+}
+
+var scratches = sync.Pool{New: func() any { return new(scratch) }}
+
+func (cc *clientConn) getScratch() {
+	if cc.scratch == nil {
+		cc.scratch = scratches.Get().(*scratch)
+	}
+}
+
+func (cc *clientConn) releaseScratch() {
+	if s := cc.scratch; s != nil {
+		cc.scratch = nil
+		if cap(s.req.buf) > 64<<10 || cap(s.resp.buf) > 64<<10 {
+			return // do not keep an outsized one
+		}
+		scratches.Put(s)
+	}
+}
+
+var writers = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 4096) }}
+
+// writer returns the connection's response writer, taking one from the
+// pool when it has none: an idle connection holds no write buffer.
+func (cc *clientConn) writer() *bufio.Writer {
+	if cc.bw == nil {
+		cc.bw = writers.Get().(*bufio.Writer)
+		cc.bw.Reset(cc.c)
+	}
+	return cc.bw
+}
+
+// releaseWriter gives the response writer back once it has flushed.
+func (cc *clientConn) releaseWriter() {
+	if cc.bw != nil && cc.bw.Buffered() == 0 {
+		cc.bw.Reset(nil)
+		writers.Put(cc.bw)
+		cc.bw = nil
+	}
 }
 
 // buildRequest appends the request head as sent to a server: the request
@@ -886,7 +931,7 @@ func validForwardedHost(h []byte) bool {
 // writeResponseHead writes the server's response head to the client less
 // hop-by-hop fields, with fulcrum's own Connection field.
 func (cc *clientConn) writeResponseHead(closeConn, upgrade bool) {
-	resp, req, w := &cc.resp, &cc.req, cc.bw
+	resp, req, w := &cc.resp, &cc.req, cc.writer()
 	w.WriteString("HTTP/1.1 ")
 	w.Write(resp.startB)
 	w.WriteByte(' ')
@@ -943,7 +988,7 @@ func (cc *clientConn) writeStatus(code int, keep bool, extra string) bool {
 	keep = keep && !cc.wantClose()
 	text := statusText[code]
 	body := strconv.Itoa(code) + " " + text + "\n"
-	w := cc.bw
+	w := cc.writer()
 	w.WriteString("HTTP/1.1 ")
 	w.WriteString(strconv.Itoa(code))
 	w.WriteByte(' ')
@@ -995,14 +1040,14 @@ func (cc *clientConn) accessLog(l *slog.Logger, x *exchange, start time.Time) {
 // tunnel copies bytes both ways between the client and the server after a
 // protocol upgrade, including what each side had already buffered, until
 // both directions end.
-func tunnel(client net.Conn, cbr *bufio.Reader, server net.Conn, sbr *bufio.Reader) (in, out int64) {
+func tunnel(client net.Conn, cbuf []byte, server net.Conn, sbuf []byte) (in, out int64) {
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		in = pipe(server, client, cbr)
+		in = pipe(server, client, cbuf)
 	}()
-	out = pipe(client, server, sbr)
+	out = pipe(client, server, sbuf)
 	wg.Wait()
 	client.Close()
 	server.Close()
@@ -1010,11 +1055,10 @@ func tunnel(client net.Conn, cbr *bufio.Reader, server net.Conn, sbr *bufio.Read
 }
 
 // pipe copies src (first its buffered bytes) to dst, then half-closes dst.
-func pipe(dst, src net.Conn, buffered *bufio.Reader) int64 {
+func pipe(dst, src net.Conn, buffered []byte) int64 {
 	var n int64
-	if k := buffered.Buffered(); k > 0 {
-		b, _ := buffered.Peek(k)
-		w, err := dst.Write(b)
+	if len(buffered) > 0 {
+		w, err := dst.Write(buffered)
 		n += int64(w)
 		if err != nil {
 			return n
