@@ -241,8 +241,8 @@ type clientConn struct {
 	raw      net.Conn // the accepted connection
 	br       *connReader
 	bw       *bufio.Writer // nil between requests (see writer)
-	remoteIP string     // the client's address as forwarded
-	peer     netip.Addr // the client (the PROXY header's source, if any)
+	remoteIP string        // the client's address as forwarded
+	peer     netip.Addr    // the client (the PROXY header's source, if any)
 	limiter  *edge.Limiter
 	client   netip.Addr  // this request's client: peer, or from X-Forwarded-For of a trusted peer
 	xff      []byte      // the request's X-Forwarded-For when the peer is trusted

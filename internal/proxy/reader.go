@@ -204,4 +204,3 @@ func (b *connReader) ReadByte() (byte, error) {
 	b.r++
 	return c, nil
 }
-
