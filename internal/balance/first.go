@@ -7,8 +7,8 @@ import "sync"
 // wait in a heap keyed by index; servers at their cap in another, keyed
 // by in-flight/MaxConn, used only when every usable server is full.
 type first struct {
-	mu sync.Mutex
-	// mu guards the fields below.
+	mu sync.Mutex // guards the fields below
+
 	weight   []int
 	maxConn  []int
 	usable   []bool

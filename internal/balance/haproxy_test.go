@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -27,7 +28,9 @@ type haproxyBackend struct {
 	spare  []string // addresses of started servers not in the config, for `add server`
 }
 
-// nameServer starts a Go HTTP server on 127.0.0.1:0 that answers name.
+// nameServer starts a Go HTTP server on 127.0.0.1:0 that answers name
+// (and the test's token, so that an answer from another test's server
+// could never pass for one of ours).
 func nameServer(t *testing.T, name string) string {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -36,7 +39,7 @@ func nameServer(t *testing.T, name string) string {
 	}
 	srv := &http.Server{
 		Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-			io.WriteString(w, name)
+			io.WriteString(w, name+" "+t.Name())
 		}),
 		ReadHeaderTimeout: 10 * time.Second,
 	}
@@ -46,16 +49,24 @@ func nameServer(t *testing.T, name string) string {
 }
 
 // closedAddr returns a loopback address where nothing listens: a
-// connection to it is refused at once.
+// connection to it is refused at once. The port stays reserved by a
+// socket that is bound but never listens, so no other test's listener
+// can take it for the duration of the test.
 func closedAddr(t *testing.T) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	addr := l.Addr().String()
-	l.Close()
-	return addr
+	t.Cleanup(func() { syscall.Close(fd) })
+	if err := syscall.Bind(fd, &syscall.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		t.Fatal(err)
+	}
+	sa, err := syscall.Getsockname(fd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fmt.Sprintf("127.0.0.1:%d", sa.(*syscall.SockaddrInet4).Port)
 }
 
 // startHAProxy runs haproxy -db with `balance algo` over servers of the
@@ -182,7 +193,10 @@ func (h *haproxyBackend) get() int {
 	if resp.StatusCode == http.StatusServiceUnavailable {
 		return -1
 	}
-	name := string(body)
+	name, token, _ := strings.Cut(string(body), " ")
+	if resp.StatusCode == http.StatusOK && token != h.t.Name() {
+		h.t.Fatalf("GET %s: answer %q from another test's server", h.url, body)
+	}
 	i, err := strconv.Atoi(strings.TrimPrefix(name, "s"))
 	if resp.StatusCode != http.StatusOK || !strings.HasPrefix(name, "s") || err != nil {
 		h.t.Fatalf("GET %s: %s %q", h.url, resp.Status, body)

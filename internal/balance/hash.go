@@ -16,8 +16,8 @@ const pointsPerWeight = weightScale
 // the same server list send a key to the same server, and removing a
 // server moves only the keys that were on its points.
 type hashRing struct {
-	mu sync.Mutex
-	// mu guards the fields below.
+	mu sync.Mutex // guards the fields below
+
 	weight []int
 	usable []bool
 	ring   []ringPoint // sorted by hash, then server

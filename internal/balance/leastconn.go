@@ -8,8 +8,8 @@ import "sync"
 // scaled; a server is requeued only when its key changes, and equal keys
 // leave first-in first-out, which makes ties go round robin.
 type leastConn struct {
-	mu sync.Mutex
-	// mu guards the fields below.
+	mu sync.Mutex // guards the fields below
+
 	weight   []int
 	usable   []bool
 	inflight []int

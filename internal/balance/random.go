@@ -10,8 +10,8 @@ import (
 // draws 2): two servers are drawn with probability proportional to weight
 // and the one with fewer in-flight connections per unit of weight wins.
 type randomTwo struct {
-	mu sync.Mutex
-	// mu guards the fields below.
+	mu sync.Mutex // guards the fields below
+
 	weight   []int
 	usable   []bool
 	inflight []int

@@ -9,8 +9,8 @@ import "sync"
 // same wrap-around and the same unsigned comparisons give the same
 // sequence.
 type fwrr struct {
-	mu sync.Mutex
-	// mu guards the fields below.
+	mu sync.Mutex // guards the fields below
+
 	srv []fwrrServer
 	f   forest // heaps: treeCurr, and t0/t1 which take turns as init and next
 
@@ -72,9 +72,9 @@ func (s *fwrrServer) currentlyUsable() bool { return s.curEW != 0 && s.curUp }
 func (s *fwrrServer) changed() bool         { return s.nextEW != s.curEW || s.nextUp != s.curUp }
 func (s *fwrrServer) commit()               { s.curEW, s.curUp = s.nextEW, s.nextUp }
 
-// Pick is fwrr_get_next_server with no saturated servers (fulcrum queues
-// outside the balancer), so the only server ever set aside is the avoided
-// one.
+// Pick is fwrr_get_next_server without saturated servers (a server's
+// maxconn is not an input of roundrobin here), so the only server ever
+// set aside is the avoided one.
 func (b *fwrr) Pick(_ []byte, avoid int) int {
 	b.mu.Lock()
 	defer b.mu.Unlock()

@@ -9,8 +9,8 @@ import (
 // table with one slot per unit of effective weight, filled once per change
 // by recalcMap and walked in order by Pick.
 type staticRR struct {
-	mu sync.Mutex
-	// mu guards the fields below.
+	mu sync.Mutex // guards the fields below
+
 	weight []int  // user weights
 	usable []bool // not in maint/drain/down
 	wscore []uint32
@@ -21,7 +21,7 @@ type staticRR struct {
 	// exact and leaves wmult unchanged in HAProxy's cases.
 	wmult int
 	slots []int32 // lbprm.map.srv
-	// other[o] is the first slot from o on (cyclically) that holds another
+	// other[o] is the first slot after o (cyclically) that holds another
 	// server than slots[o], or -1 when one server holds every slot. It
 	// makes avoid O(1) where HAProxy walks the map.
 	other []int32
@@ -31,7 +31,7 @@ type staticRR struct {
 var _ Balancer = (*staticRR)(nil)
 
 func newStaticRR(servers []Server) *staticRR {
-	b := &staticRR{wmult: 0}
+	b := &staticRR{}
 	for _, s := range servers {
 		b.weight = append(b.weight, s.Weight)
 		b.usable = append(b.usable, true)
