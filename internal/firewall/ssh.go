@@ -1,0 +1,61 @@
+package firewall
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"strconv"
+	"strings"
+)
+
+// ErrSSHCutOff is returned by CheckSSH when the ruleset would refuse a new
+// connection like the SSH session it is applied from.
+var ErrSSHCutOff = errors.New("firewall: the ruleset would refuse this SSH session")
+
+// SSHConn is the session described by OpenSSH's $SSH_CONNECTION.
+type SSHConn struct {
+	Client, Server netip.AddrPort
+}
+
+// ParseSSHConnection parses $SSH_CONNECTION: "CLIENT_IP CLIENT_PORT
+// SERVER_IP SERVER_PORT", separated by single spaces (sshd(8),
+// ENVIRONMENT). IPv4-mapped addresses are unmapped; a zone is kept.
+func ParseSSHConnection(s string) (SSHConn, error) {
+	f := strings.Split(s, " ")
+	if len(f) != 4 {
+		return SSHConn{}, fmt.Errorf("firewall: SSH_CONNECTION %q: want 4 fields, client ip and port, server ip and port", s)
+	}
+	var ap [2]netip.AddrPort
+	for i := range ap {
+		a, err := netip.ParseAddr(f[2*i])
+		if err != nil {
+			return SSHConn{}, fmt.Errorf("firewall: SSH_CONNECTION %q: address %q: %w", s, f[2*i], err)
+		}
+		p, err := strconv.ParseUint(f[2*i+1], 10, 16)
+		if err != nil || p == 0 {
+			return SSHConn{}, fmt.Errorf("firewall: SSH_CONNECTION %q: port %q: must be 1..65535", s, f[2*i+1])
+		}
+		ap[i] = netip.AddrPortFrom(a.Unmap(), uint16(p))
+	}
+	return SSHConn{Client: ap[0], Server: ap[1]}, nil
+}
+
+// CheckSSH reports whether rs's input chain accepts a new connection from
+// the session's client to its server port. The session itself would
+// survive as an established connection; what the check protects is the
+// next login, and any session that has to reconnect.
+func CheckSSH(rs *Ruleset, c SSHConn) error {
+	in := rs.Chain("input")
+	if in == nil {
+		return fmt.Errorf("firewall: ruleset has no input chain")
+	}
+	p := Packet{Src: c.Client.Addr(), Dst: c.Server.Addr(), Proto: TCP, DPort: c.Server.Port(), CtState: CtNew}
+	if c.Client.Addr().Unmap().WithZone("").IsLoopback() {
+		p.IIFName = "lo"
+	}
+	if v, _ := Evaluate(in, p); v != Accept {
+		return fmt.Errorf("%w: a new connection from %s to port %d would be dropped (open SSH to it with --ssh-from or --ssh-port, or use --force)",
+			ErrSSHCutOff, c.Client.Addr(), c.Server.Port())
+	}
+	return nil
+}
