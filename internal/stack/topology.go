@@ -105,7 +105,7 @@ func webYAML(c *config.Stack, w config.StackWeb, nodes []dbha.LocalNode, creds d
 	fmt.Fprintf(&b, "name: %s\nlisten: %s\nadmin: %s\ngrace: 3s\naccess_log: false\napp: guestbook\n", q(w.Name), q(w.Listen), q(w.Admin))
 	// Every node, through the read/write router: roles are read from the
 	// servers, so a failover is followed within one check_interval.
-	fmt.Fprintf(&b, "database:\n  nodes: %s\n  user: %s\n  password_file: %s\n  name: %s\n  max_lag: 5s\n  check_interval: 250ms\n",
+	fmt.Fprintf(&b, "database:\n  nodes: %s\n  user: %s\n  password_file: %s\n  name: %s\n  max_lag: 5s\n  check_interval: 100ms\n",
 		list(nodeAddrs(nodes)), q(creds.AppUser), q(filepath.Join(secrets, "app.password")), q(c.DB.Name))
 	return b.String()
 }
