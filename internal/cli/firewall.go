@@ -136,4 +136,3 @@ func applyFirewall(e env, rs *firewall.Ruleset, force bool) int {
 	fmt.Fprintf(e.stdout, "applied table inet %s for %s\n", firewall.TableName, rs.Host)
 	return exitOK
 }
-
