@@ -16,8 +16,8 @@
 //     fwrr_set_server_status_down and fwrr_set_server_status_up, including
 //     where a returning server is placed (curr_pos + remaining window /
 //     eweight). For the same servers, weights and history, Pick returns the
-//     sequence HAProxy 2.6 does; TestHAProxyRoundRobin checks it against the
-//     real haproxy.
+//     sequence HAProxy 2.6 does, avoid (a redispatched retry) included;
+//     TestHAProxyRoundRobin checks it against the real haproxy.
 //   - static-rr: HAProxy's map (src/lb_map.c): a table of total-weight slots
 //     (weights divided by their greatest common divisor) filled by
 //     recalc_server_map and walked in order. HAProxy accepts only 0% or
