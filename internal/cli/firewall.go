@@ -116,7 +116,7 @@ func runFirewall(ctx context.Context, e env, args []string) int {
 }
 
 func applyFirewall(e env, rs *firewall.Ruleset, force bool) int {
-	if s := os.Getenv("SSH_CONNECTION"); s != "" {
+	if s := firewall.SSHConnectionEnv(os.Getenv, "/proc", os.Getpid()); s != "" {
 		conn, err := firewall.ParseSSHConnection(s)
 		if err == nil {
 			err = firewall.CheckSSH(rs, conn)

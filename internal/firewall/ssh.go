@@ -1,9 +1,12 @@
 package firewall
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 )
@@ -58,4 +61,47 @@ func CheckSSH(rs *Ruleset, c SSHConn) error {
 			ErrSSHCutOff, c.Client.Addr(), c.Server.Port())
 	}
 	return nil
+}
+
+// SSHConnectionEnv returns $SSH_CONNECTION of the session the process
+// runs in: getenv's answer, else that of the nearest ancestor process that
+// has it in its initial environment (read from procDir, normally /proc).
+// The fallback matters because sudo, with Debian's default env_reset, drops
+// the variable while the user's login shell still holds it. It gives up
+// after 32 ancestors or at pid 1.
+func SSHConnectionEnv(getenv func(string) string, procDir string, pid int) string {
+	if s := getenv("SSH_CONNECTION"); s != "" {
+		return s
+	}
+	for range 32 {
+		ppid, err := parentPID(procDir, pid)
+		if err != nil || ppid <= 1 {
+			return ""
+		}
+		pid = ppid
+		environ, err := os.ReadFile(filepath.Join(procDir, strconv.Itoa(pid), "environ"))
+		if err != nil {
+			continue
+		}
+		for _, kv := range bytes.Split(environ, []byte{0}) {
+			if v, ok := bytes.CutPrefix(kv, []byte("SSH_CONNECTION=")); ok && len(v) > 0 {
+				return string(v)
+			}
+		}
+	}
+	return ""
+}
+
+// parentPID reads the PPid line of /proc/PID/status (proc(5)).
+func parentPID(procDir string, pid int) (int, error) {
+	status, err := os.ReadFile(filepath.Join(procDir, strconv.Itoa(pid), "status"))
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(string(status), "\n") {
+		if v, ok := strings.CutPrefix(line, "PPid:"); ok {
+			return strconv.Atoi(strings.TrimSpace(v))
+		}
+	}
+	return 0, fmt.Errorf("firewall: %s/%d/status: no PPid line", procDir, pid)
 }

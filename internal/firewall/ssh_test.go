@@ -2,7 +2,11 @@ package firewall
 
 import (
 	"errors"
+	"fmt"
 	"net/netip"
+	"os"
+	"path/filepath"
+	"strconv"
 	"testing"
 )
 
@@ -80,6 +84,51 @@ func TestCheckSSH(t *testing.T) {
 			}
 			if err != nil && !errors.Is(err, ErrSSHCutOff) {
 				t.Errorf("CheckSSH(%q) = %v, want ErrSSHCutOff", tc.conn, err)
+			}
+		})
+	}
+}
+
+func TestSSHConnectionEnv(t *testing.T) {
+	proc := t.TempDir()
+	// 40 (fulcrum) ← 30 (sudo, env reset) ← 20 (login shell) ← 10 (sshd) ← 1
+	for _, p := range []struct {
+		pid, ppid int
+		environ   string
+	}{
+		{40, 30, "PATH=/usr/bin\x00"},
+		{30, 20, "SUDO_USER=ops\x00"},
+		{20, 10, "HOME=/home/ops\x00SSH_CONNECTION=203.0.113.9 50000 192.0.2.21 22\x00"},
+		{10, 1, ""},
+		{50, 60, ""}, // 60 has exited
+	} {
+		dir := filepath.Join(proc, strconv.Itoa(p.pid))
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		status := fmt.Sprintf("Name:\tx\nPid:\t%d\nPPid:\t%d\n", p.pid, p.ppid)
+		if err := os.WriteFile(filepath.Join(dir, "status"), []byte(status), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, "environ"), []byte(p.environ), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	none := func(string) string { return "" }
+	for _, tc := range []struct {
+		name   string
+		getenv func(string) string
+		pid    int
+		want   string
+	}{
+		{"own environment first", func(string) string { return "198.51.100.7 1 192.0.2.21 22" }, 40, "198.51.100.7 1 192.0.2.21 22"},
+		{"from the login shell under sudo", none, 40, "203.0.113.9 50000 192.0.2.21 22"},
+		{"no session", none, 10, ""},
+		{"ancestor gone", none, 50, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := SSHConnectionEnv(tc.getenv, proc, tc.pid); got != tc.want {
+				t.Errorf("SSHConnectionEnv() = %q, want %q", got, tc.want)
 			}
 		})
 	}
