@@ -60,12 +60,15 @@ func Plan(t *Topology, host string) (*Ruleset, error) {
 			for _, port := range t.FrontPorts {
 				p.add(Rule{Proto: TCP, DPort: port, Comment: fmt.Sprintf("%s: front", n.Name)})
 			}
+			// Adverts go to the multicast group, or to this host's
+			// address when the pair uses vrrp.unicast_peers.
 			for _, peer := range lbs {
 				group := vrrpGroup4
 				if peer.Addr().Is6() {
 					group = vrrpGroup6
 				}
 				p.from(peer, Rule{Daddr: group, Proto: VRRP, Comment: fmt.Sprintf("%s: vrrp from peer", n.Name)})
+				p.from(peer, Rule{Daddr: netip.PrefixFrom(self, self.BitLen()), Proto: VRRP, Comment: fmt.Sprintf("%s: unicast vrrp from peer", n.Name)})
 			}
 		case RoleWeb:
 			for _, lb := range lbs {
