@@ -54,19 +54,35 @@ func TestLBCheck(t *testing.T) {
 	}
 }
 
-// buildFulcrum builds the binary once per test run.
-var buildOnce = sync.OnceValues(func() (string, error) {
-	dir, err := os.MkdirTemp("", "fulcrum-bin")
-	if err != nil {
-		return "", err
+// buildOnce builds the binary once per test run, or takes FULCRUM_BIN
+// (make integration builds bin/fulcrum first). TestMain removes a build.
+var (
+	buildDir  string
+	buildOnce = sync.OnceValues(func() (string, error) {
+		if b := os.Getenv("FULCRUM_BIN"); b != "" {
+			return filepath.Abs(b)
+		}
+		dir, err := os.MkdirTemp("", "fulcrum-bin")
+		if err != nil {
+			return "", err
+		}
+		buildDir = dir
+		bin := filepath.Join(dir, "fulcrum")
+		out, err := exec.Command("go", "build", "-o", bin, "fulcrum/cmd/fulcrum").CombinedOutput()
+		if err != nil {
+			return "", fmt.Errorf("go build: %v: %s", err, out)
+		}
+		return bin, nil
+	})
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if buildDir != "" {
+		os.RemoveAll(buildDir)
 	}
-	bin := filepath.Join(dir, "fulcrum")
-	out, err := exec.Command("go", "build", "-o", bin, "fulcrum/cmd/fulcrum").CombinedOutput()
-	if err != nil {
-		return "", fmt.Errorf("go build: %v: %s", err, out)
-	}
-	return bin, nil
-})
+	os.Exit(code)
+}
 
 func fulcrumBinary(t *testing.T) string {
 	t.Helper()
