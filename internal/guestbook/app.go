@@ -33,6 +33,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 )
@@ -151,7 +152,12 @@ func (a *App) create(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := a.dbContext(r)
 	defer cancel()
-	m, rc, err := a.store.Add(ctx, Message{Name: in.Name, Message: in.Message, CreatedAt: a.stamp()})
+	key := r.Header.Get("Idempotency-Key")
+	if len(key) > 64 || strings.ContainsFunc(key, func(c rune) bool { return c < 0x21 || c > 0x7e }) {
+		writeError(w, http.StatusBadRequest, "Idempotency-Key: at most 64 visible ASCII characters")
+		return
+	}
+	m, rc, err := a.store.Add(ctx, Message{Name: in.Name, Message: in.Message, CreatedAt: a.stamp(), Key: key})
 	if err != nil {
 		a.unavailable(w, r, err)
 		return
@@ -265,7 +271,12 @@ func (a *App) postForm(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := a.dbContext(r)
 	defer cancel()
-	m, rc, err := a.store.Add(ctx, Message{Name: in.Name, Message: in.Message, CreatedAt: a.stamp()})
+	key := r.Header.Get("Idempotency-Key")
+	if len(key) > 64 || strings.ContainsFunc(key, func(c rune) bool { return c < 0x21 || c > 0x7e }) {
+		writeError(w, http.StatusBadRequest, "Idempotency-Key: at most 64 visible ASCII characters")
+		return
+	}
+	m, rc, err := a.store.Add(ctx, Message{Name: in.Name, Message: in.Message, CreatedAt: a.stamp(), Key: key})
 	if err != nil {
 		a.log.Warn("guestbook: store failed", "op", "add", "err", err)
 		a.renderPage(w, r, http.StatusServiceUnavailable, pageData{Error: "the database did not take the message; please try again", Form: raw})

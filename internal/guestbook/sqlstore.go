@@ -34,8 +34,14 @@ const schema = `CREATE TABLE IF NOT EXISTS messages (
   id BIGINT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY,
   name VARCHAR(64) NOT NULL,
   message VARCHAR(1000) NOT NULL,
-  created_at DATETIME(6) NOT NULL
+  created_at DATETIME(6) NOT NULL,
+  idem_key VARCHAR(64) NULL,
+  UNIQUE KEY idem (idem_key)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci`
+
+// upgrade brings a table created before idempotency keys up to date.
+const upgrade = `ALTER TABLE messages ADD COLUMN IF NOT EXISTS idem_key VARCHAR(64) NULL,
+  ADD UNIQUE KEY IF NOT EXISTS idem (idem_key)`
 
 // dbTimeLayout is how created_at is sent: UTC, microseconds, a literal the
 // server takes whatever the session's time zone.
@@ -43,15 +49,21 @@ const dbTimeLayout = "2006-01-02 15:04:05.000000"
 
 // Init creates the table if it does not exist (a write: on the primary).
 func (s *SQLStore) Init(ctx context.Context) error {
-	_, err := s.db.Exec(ctx, schema)
+	if _, err := s.db.Exec(ctx, schema); err != nil {
+		return err
+	}
+	_, err := s.db.Exec(ctx, upgrade)
 	return err
 }
 
-// Add inserts m on the primary.
+// Add inserts m on the primary. A message whose Key was stored before is
+// not stored again: its id comes back (ON DUPLICATE KEY UPDATE sets
+// LAST_INSERT_ID to the existing row's), so a repeated request is harmless.
 func (s *SQLStore) Add(ctx context.Context, m Message) (Message, Receipt, error) {
 	m.CreatedAt = m.CreatedAt.UTC().Truncate(time.Microsecond)
-	res, err := s.db.Exec(ctx, "INSERT INTO messages (name, message, created_at) VALUES (?, ?, ?)",
-		m.Name, m.Message, m.CreatedAt.Format(dbTimeLayout))
+	res, err := s.db.Exec(ctx, "INSERT INTO messages (name, message, created_at, idem_key) VALUES (?, ?, ?, NULLIF(?, '')) "+
+		"ON DUPLICATE KEY UPDATE id = LAST_INSERT_ID(id)",
+		m.Name, m.Message, m.CreatedAt.Format(dbTimeLayout), m.Key)
 	if err != nil {
 		return Message{}, Receipt{Node: res.Node}, fmt.Errorf("%w: insert on %s: %w", ErrUnavailable, res.Node, err)
 	}

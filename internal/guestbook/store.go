@@ -12,6 +12,9 @@ type Message struct {
 	Name      string    `json:"name"`
 	Message   string    `json:"message"`
 	CreatedAt time.Time `json:"created_at"`
+	// Key is the client's Idempotency-Key: a message with a key already
+	// stored is not stored twice ("" for none).
+	Key string `json:"-"`
 }
 
 // Receipt says where a write went: the database node that took it and the
@@ -26,7 +29,8 @@ type Receipt struct {
 type Store interface {
 	// Init creates the schema if it does not exist; it is idempotent.
 	Init(ctx context.Context) error
-	// Add stores m (its ID is ignored) and returns it with its ID.
+	// Add stores m (its ID is ignored) and returns it with its ID; with a
+	// Key already stored it returns that message's ID and stores nothing.
 	Add(ctx context.Context, m Message) (Message, Receipt, error)
 	// Latest returns up to limit messages, newest first.
 	Latest(ctx context.Context, after string, limit int) ([]Message, string, error)

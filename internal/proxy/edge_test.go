@@ -328,3 +328,57 @@ func TestSendProxyAndBackendTLS(t *testing.T) {
 		t.Errorf("server certificate not trusted: status %d, want 502", code)
 	}
 }
+
+// A POST carrying Idempotency-Key is sent again to another server when the
+// first one dies with the request (reset before any response byte); one
+// without it gets a 502, since the server may have acted on it.
+func TestIdempotencyKeyRetry(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() { // reads each request whole, then resets the connection
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				req, err := http.ReadRequest(bufio.NewReader(c))
+				if err == nil {
+					io.Copy(io.Discard, req.Body)
+				}
+				c.(*net.TCPConn).SetLinger(0)
+				c.Close()
+			}()
+		}
+	}()
+	got := make(chan string, 4)
+	good := backend(t, func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		got <- string(b)
+		w.WriteHeader(201)
+	})
+	p := startProxy(t, []string{ln.Addr().String(), good}, nil)
+	post := func(key string) int {
+		req, _ := http.NewRequest("POST", "http://"+p.addr+"/api/messages", strings.NewReader(`{"m":"hi"}`))
+		if key != "" {
+			req.Header.Set("Idempotency-Key", key)
+		}
+		resp, err := client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if code := post("k1"); code != 201 {
+		t.Errorf("POST with Idempotency-Key = %d, want 201 after a retry", code)
+	} else if b := <-got; b != `{"m":"hi"}` {
+		t.Errorf("retried body = %q, want the original", b)
+	}
+	if code := post(""); code != 502 {
+		t.Errorf("POST without Idempotency-Key = %d, want 502 (not retried)", code)
+	}
+}

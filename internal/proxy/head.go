@@ -44,6 +44,9 @@ type head struct {
 	upgrade       []byte
 	host          []byte
 	expect100     bool
+	// idemKey: the client marked the request safe to repeat
+	// (Idempotency-Key, draft-ietf-httpapi-idempotency-key-header).
+	idemKey bool
 	// connTokens are the other names listed in Connection: hop-by-hop too.
 	connTokens [][]byte
 }
@@ -56,6 +59,7 @@ func (h *head) reset() {
 	h.contentLength = -1
 	h.chunked, h.connClose, h.connKeepAlive, h.connUpgrade, h.expect100 = false, false, false, false, false
 	h.upgrade, h.host = nil, nil
+	h.idemKey = false
 	h.connTokens = h.connTokens[:0]
 }
 
@@ -290,6 +294,8 @@ func parseField(h *head, line []byte) error {
 			return errBadRequest // RFC 9112 section 3.2: more than one Host is a 400
 		}
 		h.host = value
+	case equalFold(name, "idempotency-key"):
+		h.idemKey = len(value) > 0
 	case equalFold(name, "expect"):
 		if equalFold(value, "100-continue") {
 			h.expect100 = true

@@ -473,6 +473,22 @@ func (cc *clientConn) proxy(x *exchange, path []byte, hasBody bool) bool {
 		}
 	}
 	cc.out = cc.buildRequest(cc.out[:0], upgrade)
+	// A small body of a request the client marked safe to repeat is read
+	// whole first, so that it can be sent again to another server.
+	replay := false
+	if hasBody && req.idemKey && !req.chunked && req.contentLength <= maxReplayBody {
+		n := len(cc.out)
+		cc.out = append(cc.out, make([]byte, req.contentLength)...)
+		cc.bodyDeadline()
+		if _, err := io.ReadFull(cc.br, cc.out[n:]); err != nil {
+			f := cc.f
+			f.Stats.ReqErrors.Add(1)
+			x.err = err
+			return false
+		}
+		x.bytesIn += req.contentLength
+		replay = true
+	}
 	var key []byte
 	switch {
 	case bc.HashURI:
@@ -514,7 +530,7 @@ func (cc *clientConn) proxy(x *exchange, path []byte, hasBody bool) bool {
 		x.srv, prev = srv, srv
 		srv.Active.Add(1)
 		srv.Stats.Requests.Add(1)
-		res := cc.try(ctx, x, srv, hasBody, upgrade)
+		res := cc.try(ctx, x, srv, hasBody && !replay, upgrade)
 		srv.Active.Add(-1)
 		b.release(srv)
 		if res == tryDone {
@@ -657,7 +673,7 @@ func (cc *clientConn) serverFailed(x *exchange, srv *Server, err error, hasBody 
 	x.b.Stats.RespErrors.Add(1)
 	srv.Stats.RespErrors.Add(1)
 	srv.observe(err)
-	if !hasBody && idempotent(cc.req.startA) && !isTimeout(err) {
+	if !hasBody && (idempotent(cc.req.startA) || cc.req.idemKey) && !isTimeout(err) {
 		return tryRetry
 	}
 	return tryFail
@@ -776,6 +792,9 @@ func (cc *clientConn) relay(x *exchange, srv *Server, sc *serverConn, upgrade bo
 	}
 	return tryDone
 }
+
+// maxReplayBody is the largest body kept to send again (Idempotency-Key).
+const maxReplayBody = 64 << 10
 
 // bodyDeadline extends the client's read deadline while a body streams in.
 func (cc *clientConn) bodyDeadline() { cc.dl.read(time.Now(), cc.fc.TimeoutClient) }

@@ -168,6 +168,28 @@ func TestGuestbookMariaDB(t *testing.T) {
 		t.Errorf("no read went to the replica %s", replica)
 	}
 
+	// The same Idempotency-Key through both servers stores one message.
+	var ids []int64
+	for _, web := range []string{web1, web2, web1} {
+		req, _ := http.NewRequest("POST", "http://"+web+"/api/messages", strings.NewReader(`{"name":"once","message":"only once"}`))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Idempotency-Key", "k-42")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var m guestbook.Message
+		json.NewDecoder(resp.Body).Decode(&m)
+		resp.Body.Close()
+		if resp.StatusCode != 201 {
+			t.Fatalf("POST with Idempotency-Key = %d, want 201", resp.StatusCode)
+		}
+		ids = append(ids, m.ID)
+	}
+	if ids[0] != ids[1] || ids[1] != ids[2] {
+		t.Errorf("ids for one Idempotency-Key = %v, want one id", ids)
+	}
+
 	// A browser: the form, the redirect and the cookie.
 	jar, _ := cookiejar.New(nil)
 	browser := &http.Client{Jar: jar}

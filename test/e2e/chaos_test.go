@@ -92,7 +92,13 @@ func (c *client) post(worker int) {
 	c.mu.Unlock()
 	body, _ := json.Marshal(map[string]string{"name": "e2e", "message": msg})
 	r := result{write: true, start: time.Now()}
-	resp, err := c.http.Post("http://"+c.front+"/api/messages", "application/json", bytes.NewReader(body))
+	// Each message carries an Idempotency-Key, as a careful client's do: the
+	// load balancer may then send it again to another web server when the
+	// first dies with it, and the guestbook stores it once.
+	req, _ := http.NewRequest("POST", "http://"+c.front+"/api/messages", bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Idempotency-Key", fmt.Sprintf("e2e-%d-%d", worker, time.Now().UnixNano()))
+	resp, err := c.http.Do(req)
 	if err != nil {
 		r.end, r.err = time.Now(), err.Error()
 		c.record(r)
