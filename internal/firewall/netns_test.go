@@ -304,6 +304,7 @@ func TestNetnsListingEqualsPlan(t *testing.T) {
 	}{
 		{defaultTopology(t), "lb1"}, {defaultTopology(t), "web1"}, {defaultTopology(t), "db1"},
 		{defaultTopology(t), "db-manager"}, {restricted, "lb1"}, {restricted, "db3"}, {restricted, "lb2"},
+		{ipv6Topology(t), "lb1"}, {ipv6Topology(t), "web2"}, {ipv6Topology(t), "db1"},
 	} {
 		rs, err := Plan(tc.topo, tc.host)
 		if err != nil {

@@ -47,6 +47,20 @@ func threeMachines(t *testing.T) *Topology {
 	return topo
 }
 
+// ipv6Topology is the default topology on IPv6 addresses.
+func ipv6Topology(t *testing.T) *Topology {
+	t.Helper()
+	topo := defaultTopology(t)
+	for i := range topo.Nodes {
+		n := &topo.Nodes[i]
+		v4 := n.Addr.As4()
+		n.Addr = netip.AddrFrom16([16]byte{0x20, 0x01, 0x0d, 0xb8, 15: v4[3]})
+	}
+	topo.Monitoring = []netip.Prefix{netip.MustParsePrefix("2001:db8::5/128")}
+	topo.SSHFrom = []netip.Prefix{netip.MustParsePrefix("2001:db8:ff::/48"), netip.MustParsePrefix("203.0.113.0/24")}
+	return topo
+}
+
 // TestPlanGolden pins the ruleset of each role. Run with -update after a
 // deliberate change and read the diff.
 func TestPlanGolden(t *testing.T) {
@@ -61,6 +75,8 @@ func TestPlanGolden(t *testing.T) {
 		{"db-manager.nft", defaultTopology, "db-manager"},
 		{"three-machines-1.nft", threeMachines, "web1"},
 		{"three-machines-3.nft", threeMachines, "db3"},
+		{"ipv6-lb.nft", ipv6Topology, "lb2"},
+		{"ipv6-db.nft", ipv6Topology, "db1"},
 	} {
 		t.Run(tc.golden, func(t *testing.T) {
 			rs, err := Plan(tc.topo(t), tc.host)
