@@ -88,10 +88,21 @@ func runLB(ctx context.Context, e env, args []string) int {
 	if cfg.VRRP != nil {
 		opt := vrrp.Options{Log: log.With("vrrp", cfg.VRRP.VirtualRouterID)}
 		if cfg.VRRP.Mode == "local" {
-			vip := cfg.VRRP.Local.Address
-			l.Defer(vip)
-			opt.Up = func() error { return l.Hold(vip) }
-			opt.Down = func() error { l.Release(vip); return nil }
+			held := cfg.VRRP.Local.Held()
+			l.Defer(held...)
+			opt.Up = func() error {
+				var errs []error
+				for _, a := range held {
+					errs = append(errs, l.Hold(a))
+				}
+				return errors.Join(errs...)
+			}
+			opt.Down = func() error {
+				for _, a := range held {
+					l.Release(a)
+				}
+				return nil
+			}
 		}
 		if group, err = vrrp.FromConfig(cfg.VRRP, opt); err != nil {
 			log.Error("vrrp", "error", err)

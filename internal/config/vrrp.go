@@ -79,6 +79,10 @@ type VRRPLocal struct {
 	// Address is the shared front address the master serves (default
 	// 127.0.0.1:8080).
 	Address string `yaml:"address"`
+	// Addresses are more shared addresses served only while master (the
+	// database ports of the LB pair, say): what one VIP carries in ip
+	// mode.
+	Addresses []string `yaml:"addresses"`
 	// Listen is this instance's UDP address for adverts, such as
 	// 127.0.0.1:7401.
 	Listen string `yaml:"listen"`
@@ -254,6 +258,11 @@ func (v *VRRP) validateLocal(p string) []*fieldError {
 	if _, err := netip.ParseAddrPort(l.Address); err != nil {
 		add(errorf(lp+".address", "%q: want IP:port", l.Address))
 	}
+	for i, a := range l.Addresses {
+		if _, err := netip.ParseAddrPort(a); err != nil {
+			add(errorf(fmt.Sprintf("%s.addresses[%d]", lp, i), "%q: want IP:port", a))
+		}
+	}
 	listen, err := netip.ParseAddrPort(l.Listen)
 	if err != nil {
 		add(errorf(lp+".listen", "%q: want IP:port", l.Listen))
@@ -272,6 +281,9 @@ func (v *VRRP) validateLocal(p string) []*fieldError {
 	}
 	return errs
 }
+
+// Held returns every address local mode serves only while master.
+func (l *VRRPLocal) Held() []string { return append([]string{l.Address}, l.Addresses...) }
 
 // ParseVIP parses a virtual address written "192.0.2.50/24" or "192.0.2.50"
 // (a host prefix, /32 or /128).

@@ -135,7 +135,7 @@ func WriteStatus(w io.Writer, st *State, events int) error {
 		}
 		fmt.Fprintf(tw, "%s\tmariadb\t%s\t-\t%s\t%s\n", n.Name, nodeWord(n), n.Addr, detail)
 	}
-	fmt.Fprintf(tw, "db ports\tlb\t-\t-\twrites %s, reads %s\tserved by the first load balancer\n", st.DBWrites, st.DBReads)
+	fmt.Fprintf(tw, "db ports\tlb\t-\t-\twrites %s, reads %s\theld by the active load balancer\n", st.DBWrites, st.DBReads)
 	if err := tw.Flush(); err != nil {
 		return err
 	}

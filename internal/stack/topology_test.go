@@ -37,14 +37,18 @@ func TestWriteConfigs(t *testing.T) {
 		}
 		return strings.Join(out, " ")
 	}
-	if got, want := frontends(lb1), "www=127.0.0.1:8080 db-writes=127.0.0.1:13300 db-reads=127.0.0.1:13301"; got != want {
-		t.Errorf("lb1 frontends = %s, want %s", got, want)
-	}
-	if got, want := frontends(lb2), "www=127.0.0.1:8080"; got != want {
-		t.Errorf("lb2 frontends = %s, want %s", got, want)
-	}
-	if len(lb2.Backends) != 1 {
-		t.Errorf("lb2 has %d backends, want only web (it serves no database port)", len(lb2.Backends))
+	// Both LBs carry the front and the database ports; whichever is
+	// master holds them all.
+	for _, l := range []*config.LB{lb1, lb2} {
+		if got, want := frontends(l), "www=127.0.0.1:8080 db-writes=127.0.0.1:13300 db-reads=127.0.0.1:13301"; got != want {
+			t.Errorf("frontends = %s, want %s", got, want)
+		}
+		if got, want := strings.Join(l.VRRP.Local.Held(), " "), "127.0.0.1:8080 127.0.0.1:13300 127.0.0.1:13301"; got != want {
+			t.Errorf("held addresses = %s, want %s", got, want)
+		}
+		if len(l.Backends) != 3 {
+			t.Errorf("%d backends, want web, db-primary and db-replicas", len(l.Backends))
+		}
 	}
 	web := lb1.Backends[0]
 	if web.Name != "web" || web.Balance != "roundrobin" || !web.Redispatch || *web.Retries != 3 ||
