@@ -256,25 +256,21 @@ func (l *LB) SetState(backend, server, state string) error {
 // SetChecks turns a server's health checks on or off (off keeps the current
 // health state).
 func (l *LB) SetChecks(backend, server string, on bool) error {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	s, err := l.server(backend, server)
-	if err != nil {
-		return err
-	}
-	m := s.mon()
-	if m == nil {
-		return fmt.Errorf("backend %q: server %q: has no health checks: %w", backend, server, ErrInvalid)
-	}
-	m.SetEnabled(on)
-	s.mu.Lock()
-	s.checksOff = !on
-	s.mu.Unlock()
-	return nil
+	return l.withMonitor(backend, server, func(s *Server, m *health.Monitor) {
+		m.SetEnabled(on)
+		s.mu.Lock()
+		s.checksOff = !on
+		s.mu.Unlock()
+	})
 }
 
 // ForceHealth sets a server's health state as if its checks had said so.
 func (l *LB) ForceHealth(backend, server string, up bool) error {
+	return l.withMonitor(backend, server, func(_ *Server, m *health.Monitor) { m.Force(up) })
+}
+
+// withMonitor runs fn on a server's health monitor, or says why not.
+func (l *LB) withMonitor(backend, server string, fn func(*Server, *health.Monitor)) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	s, err := l.server(backend, server)
@@ -285,7 +281,7 @@ func (l *LB) ForceHealth(backend, server string, up bool) error {
 	if m == nil {
 		return fmt.Errorf("backend %q: server %q: has no health checks: %w", backend, server, ErrInvalid)
 	}
-	m.Force(up)
+	fn(s, m)
 	return nil
 }
 

@@ -122,21 +122,7 @@ func lines(buf []byte, fn func(line []byte) bool) {
 
 // parseRequest parses h.buf as a request head.
 func parseRequest(h *head) error {
-	var err error
-	first := true
-	lines(h.buf, func(line []byte) bool {
-		if first {
-			first = false
-			err = parseRequestLine(h, line)
-			return err == nil
-		}
-		if len(line) == 0 {
-			return false
-		}
-		err = parseField(h, line)
-		return err == nil
-	})
-	if err != nil {
+	if err := parseHead(h, parseRequestLine); err != nil {
 		return err
 	}
 	return checkFraming(h, true)
@@ -144,12 +130,20 @@ func parseRequest(h *head) error {
 
 // parseResponse parses h.buf as a response head.
 func parseResponse(h *head) error {
+	if parseHead(h, parseStatusLine) != nil || checkFraming(h, false) != nil {
+		return errBadResponse
+	}
+	return nil
+}
+
+// parseHead parses h.buf: the start line with start, then the fields.
+func parseHead(h *head, start func(*head, []byte) error) error {
 	var err error
 	first := true
 	lines(h.buf, func(line []byte) bool {
 		if first {
 			first = false
-			err = parseStatusLine(h, line)
+			err = start(h, line)
 			return err == nil
 		}
 		if len(line) == 0 {
@@ -158,13 +152,7 @@ func parseResponse(h *head) error {
 		err = parseField(h, line)
 		return err == nil
 	})
-	if err != nil {
-		return errBadResponse
-	}
-	if checkFraming(h, false) != nil {
-		return errBadResponse
-	}
-	return nil
+	return err
 }
 
 // parseRequestLine: method SP request-target SP HTTP-version (RFC 9112 section 3).
