@@ -13,6 +13,7 @@ type tracked interface {
 	close()
 	isActive() bool // in the middle of a request (http) or open (tcp)
 	setClosing()    // close after the current request
+	wake()          // make an idle connection notice setClosing
 }
 
 // connSet tracks a frontend's client connections for graceful shutdown.
@@ -76,7 +77,7 @@ func (s *connSet) shutdown(ctx context.Context) error {
 	for c := range s.conns {
 		c.setClosing()
 		if !c.isActive() {
-			c.close()
+			c.wake()
 		}
 	}
 	s.mu.Unlock()
@@ -95,7 +96,7 @@ func (s *connSet) shutdown(ctx context.Context) error {
 			s.mu.Lock()
 			for c := range s.conns {
 				if !c.isActive() {
-					c.close()
+					c.wake()
 				}
 			}
 			s.mu.Unlock()

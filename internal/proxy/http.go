@@ -276,15 +276,38 @@ func (cc *clientConn) isActive() bool  { return cc.active.Load() }
 func (cc *clientConn) setClosing()     { cc.closing.Store(true) }
 func (cc *clientConn) wantClose() bool { return cc.closing.Load() }
 
+// wake interrupts the wait for a next request (see serve).
+func (cc *clientConn) wake() { cc.raw.SetReadDeadline(time.Now()) }
+
+// shutdownLinger is how long an idle connection woken by a shutdown still
+// waits for a request its client may have sent already.
+const shutdownLinger = 100 * time.Millisecond
+
 func (cc *clientConn) serve() {
 	defer cc.close()
 	f := cc.f
-	for !cc.wantClose() {
+	lingered := false
+	for {
 		// Wait for the first byte of the next request under the idle
 		// timeout, then for the whole head under the header timeout.
+		// Once the frontend shuts down, wait only a moment: a request
+		// already on its way is served (and the connection closed after
+		// it) rather than cut off.
 		fc := f.cfg.Load()
-		cc.dl.read(time.Now(), fc.TimeoutClient)
+		if cc.wantClose() {
+			if lingered {
+				return
+			}
+			lingered = true
+			cc.dl.rd = time.Now().Add(shutdownLinger)
+			cc.c.SetReadDeadline(cc.dl.rd)
+		} else {
+			cc.dl.read(time.Now(), fc.TimeoutClient)
+		}
 		if err := cc.br.waitData(); err != nil {
+			if cc.wantClose() && isTimeout(err) && !lingered {
+				continue // woken by the shutdown
+			}
 			return
 		}
 		cc.active.Store(true)

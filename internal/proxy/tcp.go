@@ -88,6 +88,7 @@ type tcpConn struct {
 func (t *tcpConn) close()         { t.c.Close() }
 func (t *tcpConn) isActive() bool { return true }
 func (t *tcpConn) setClosing()    {}
+func (t *tcpConn) wake()          { t.c.Close() }
 
 func (f *TCPFrontend) serve(t *tcpConn) {
 	c := t.c

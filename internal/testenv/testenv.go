@@ -1,6 +1,7 @@
 // Package testenv lets integration tests declare what they need from the
 // machine: a program on PATH, root. Outside CI a missing need skips the test;
 // under CI=true it fails it, so a green CI run never hides an untested path.
+// Integration tests also call Short first, so the -short pass skips them.
 package testenv
 
 import (
@@ -35,11 +36,13 @@ func Root(t testing.TB) {
 	}
 }
 
-// Short skips a long integration test under `go test -short` (never under CI).
+// Short skips an integration test under `go test -short`, the race-detector
+// pass over the unit tests; `make test` runs every test in a second pass
+// without -short (where a missing dependency fails under CI).
 func Short(t testing.TB) {
 	t.Helper()
-	if testing.Short() && !InCI() {
-		t.Skip("long integration test; skipped with -short")
+	if testing.Short() {
+		t.Skip("integration test; skipped with -short")
 	}
 }
 

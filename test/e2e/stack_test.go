@@ -96,6 +96,7 @@ type upProcess struct {
 // cleanup stops it and checks that nothing is left behind.
 func startUp(t *testing.T, replicas int) *upProcess {
 	t.Helper()
+	testenv.Short(t)
 	testenv.Program(t, "mariadbd", "mariadb-install-db")
 	bin, err := fulcrumBinary()
 	if err != nil {
