@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"fulcrum/internal/vrrp"
 	"io"
 	"log/slog"
 	"net"
@@ -60,6 +61,9 @@ type Options struct {
 	// ResponseTimes, when set, returns every server's response-time
 	// histogram for fulcrum_server_response_time_seconds (nil: not exported).
 	ResponseTimes func() []ServerTimes
+	// VRRP, when set, returns the virtual routers' states for
+	// /api/status, /api/vrrp and fulcrum_vrrp_* metrics.
+	VRRP func() []vrrp.Status
 }
 
 // Admin is the admin endpoint: an http.Handler, and a sampler of request

@@ -19,6 +19,8 @@ type Status struct {
 	Time      time.Time  `json:"time"`
 	Frontends []Frontend `json:"frontends"`
 	Backends  []Backend  `json:"backends"`
+	// VRRP is the load balancer's virtual routers (absent without vrrp).
+	VRRP []VRRP `json:"vrrp,omitempty"`
 }
 
 // Frontend is a frontend with its request rate.
@@ -56,6 +58,9 @@ type Server struct {
 func (a *Admin) status() Status {
 	st := a.opts.LB.Status()
 	out := Status{Time: a.opts.Now().UTC(), Frontends: []Frontend{}, Backends: []Backend{}}
+	if a.opts.VRRP != nil {
+		out.VRRP = vrrpView(a.opts.VRRP())
+	}
 	for _, f := range st.Frontends {
 		k := frontendKey(f.Name)
 		out.Frontends = append(out.Frontends, Frontend{FrontendStatus: f, Rate: a.rates.rate(k), RateHistory: a.rates.history(k)})
@@ -118,6 +123,13 @@ func (a *Admin) routes() *http.ServeMux {
 
 	m.HandleFunc("GET /api/status", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, r, http.StatusOK, a.status())
+	})
+	m.HandleFunc("GET /api/vrrp", func(w http.ResponseWriter, r *http.Request) {
+		var v []VRRP
+		if a.opts.VRRP != nil {
+			v = vrrpView(a.opts.VRRP())
+		}
+		writeJSON(w, r, http.StatusOK, v)
 	})
 	m.HandleFunc("GET /api/frontends", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, r, http.StatusOK, a.status().Frontends)

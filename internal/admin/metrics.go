@@ -137,6 +137,9 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	} {
 		ch <- d
 	}
+	for _, d := range vrrpDescs {
+		ch <- d
+	}
 }
 
 func (c *collector) Collect(ch chan<- prometheus.Metric) {
@@ -145,6 +148,9 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	counter := func(d *prometheus.Desc, v uint64, lv ...string) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), lv...)
+	}
+	if c.a.opts.VRRP != nil {
+		collectVRRP(ch, vrrpView(c.a.opts.VRRP()))
 	}
 	st := c.a.opts.LB.Status()
 	for _, f := range st.Frontends {

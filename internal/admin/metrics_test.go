@@ -1,7 +1,10 @@
 package admin
 
 import (
+	"net/netip"
+
 	"bytes"
+	"fulcrum/internal/vrrp"
 	"os/exec"
 	"strings"
 	"testing"
@@ -19,6 +22,10 @@ func scrape(t *testing.T, a *Admin) string {
 }
 
 func withTimes(o *Options) {
+	o.VRRP = func() []vrrp.Status {
+		return []vrrp.Status{{VRID: 51, State: vrrp.Master, Priority: 150, EffectivePriority: 150,
+			Master: netip.MustParseAddrPort("192.0.2.11:0"), Transitions: 2, AdvertsSent: 40, AdvertsReceived: 3}}
+	}
 	o.ResponseTimes = func() []ServerTimes {
 		return []ServerTimes{
 			{Backend: "web", Server: "web1", Bounds: []float64{0.005, 0.05, 0.5}, Counts: []uint64{500, 90, 9, 1}, Sum: 4.2},
@@ -31,6 +38,10 @@ func TestMetricsValues(t *testing.T) {
 	a, _ := newTestAdmin(t, withTimes)
 	out := scrape(t, a)
 	for _, want := range []string{
+		`fulcrum_vrrp_state{state="master",vrid="51"} 1`,
+		`fulcrum_vrrp_state{state="backup",vrid="51"} 0`,
+		`fulcrum_vrrp_adverts_sent_total{vrid="51"} 40`,
+		`fulcrum_vrrp_master_info{master="192.0.2.11",vrid="51"} 1`,
 		`fulcrum_server_state{backend="web",server="web2",state="DOWN"} 1`,
 		`fulcrum_server_state{backend="web",server="web2",state="UP"} 0`,
 		`fulcrum_server_state{backend="api",server="api1",state="DRAIN"} 1`,

@@ -127,8 +127,12 @@ func runLB(ctx context.Context, e env, args []string) int {
 			log.Error("admin: cannot listen", "address", cfg.Admin, "error", err)
 			return exitFailure
 		}
-		a := admin.New(admin.Options{LB: l, Addr: cfg.Admin, Token: token, Logger: log.With("part", "admin"),
-			Reload: reload, ResponseTimes: func() []admin.ServerTimes { return responseTimes(l) }})
+		opts := admin.Options{LB: l, Addr: cfg.Admin, Token: token, Logger: log.With("part", "admin"),
+			Reload: reload, ResponseTimes: func() []admin.ServerTimes { return responseTimes(l) }}
+		if group != nil {
+			opts.VRRP = group.Status
+		}
+		a := admin.New(opts)
 		go func() {
 			if err := a.Serve(ctx, adminLn); err != nil {
 				log.Error("admin stopped", "error", err)

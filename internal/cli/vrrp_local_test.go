@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -63,6 +64,7 @@ func TestVRRPLocalFailover(t *testing.T) {
 	dir := t.TempDir()
 	cfg := func(prio int, listen, peer, admin string) string {
 		return fmt.Sprintf(`
+admin: %s
 vrrp:
   mode: local
   virtual_router_id: 51
@@ -71,12 +73,28 @@ vrrp:
   local: {address: "%s", listen: "%s", peers: ["%s"]}
 frontends: [{name: www, bind: ["%s"], default_backend: web, access_log: false}]
 backends: [{name: web, servers: [{name: s, address: "%s"}]}]
-`, prio, front, listen, peer, front, backend.Listener.Addr())
+`, admin, prio, front, listen, peer, front, backend.Listener.Addr())
 	}
-	lb1 := startLBProcess(t, dir, "lb1", cfg(150, udp1, udp2, ""))
+	admin2 := freeAddr(t)
+	lb1 := startLBProcess(t, dir, "lb1", cfg(150, udp1, udp2, freeAddr(t)))
 	waitFor(t, func() bool { return dialOK(front) })
-	lb2 := startLBProcess(t, dir, "lb2", cfg(100, udp2, udp1, ""))
+	lb2 := startLBProcess(t, dir, "lb2", cfg(100, udp2, udp1, admin2))
 	time.Sleep(500 * time.Millisecond) // lb2 hears lb1 and stays backup
+	vrrpState := func() string {
+		resp, err := http.Get("http://" + admin2 + "/api/vrrp")
+		if err != nil {
+			return err.Error()
+		}
+		defer resp.Body.Close()
+		var st []struct{ State string }
+		if json.NewDecoder(resp.Body).Decode(&st) != nil || len(st) != 1 {
+			return "?"
+		}
+		return st[0].State
+	}
+	if got := vrrpState(); got != "backup" {
+		t.Errorf("lb2 /api/vrrp state = %q before the kill, want backup", got)
+	}
 
 	// A client sending continuously; record the longest run of failures.
 	stop := make(chan struct{})
@@ -126,6 +144,9 @@ backends: [{name: web, servers: [{name: s, address: "%s"}]}]
 		t.Errorf("client-side gap = %v, want under 1s", gap)
 	}
 	t.Logf("client-side gap after kill -9 of the master: %v", gap)
+	if got := vrrpState(); got != "master" {
+		t.Errorf("lb2 /api/vrrp state = %q after the kill, want master", got)
+	}
 	if got := lb2.logs.String(); !strings.Contains(strings.ToLower(got), "master") {
 		t.Errorf("lb2 log does not mention becoming master:\n%s", got)
 	}
