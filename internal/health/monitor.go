@@ -42,6 +42,11 @@ type Config struct {
 	// bring the next check forward to FastInterval (HAProxy observe with
 	// error-limit and on-error fail-check; default 10).
 	ErrorLimit int
+	// StartDown starts the server DOWN, one passed check from UP (HAProxy
+	// 3.1's init-state down), for servers that must not get traffic before
+	// a check has said they may, such as a database node of a given role.
+	// By default a server starts fully UP.
+	StartDown bool
 }
 
 // withDefaults fills in every zero or negative field.
@@ -142,6 +147,10 @@ func NewMonitor(cfg Config, c Checker, clk Clock, onChange func(up bool, reason 
 	}
 	m.health = m.full()
 	m.up.Store(true)
+	if m.cfg.StartDown {
+		m.health = m.cfg.Rise - 1
+		m.up.Store(false)
+	}
 	return m
 }
 

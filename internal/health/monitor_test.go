@@ -636,3 +636,19 @@ func TestMonitorClosesChecker(t *testing.T) {
 		t.Errorf("Close calls after Run returned = %d, want 1", n)
 	}
 }
+
+func TestStartDown(t *testing.T) {
+	var changes []bool
+	ok := CheckFunc(func(context.Context) error { return nil })
+	m := NewMonitor(Config{Interval: time.Second, Rise: 2, Fall: 3, StartDown: true}, ok, nil, func(up bool, _ string) { changes = append(changes, up) })
+	if m.Up() {
+		t.Fatalf("Up() = true at start, want false with StartDown")
+	}
+	if got := m.Status(); !strings.HasPrefix(got, "DOWN") {
+		t.Errorf("Status() = %q, want DOWN …", got)
+	}
+	m.check(context.Background())
+	if !m.Up() || len(changes) != 1 || !changes[0] {
+		t.Errorf("after one passed check: Up() = %v, changes %v; want UP after one pass", m.Up(), changes)
+	}
+}

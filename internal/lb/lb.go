@@ -291,6 +291,7 @@ func (l *LB) newBackend(bc config.Backend) (*Backend, error) {
 		s := &Server{Name: sc.Name, Addr: sc.Address, Proxy: ps[i], b: b,
 			admin: StateReady, weight: *sc.Weight, cfgWeight: *sc.Weight, lastChange: time.Now()}
 		s.setMonitor(l.newMonitor(bc, sc.Address, s))
+		s.apply() // a server whose checks start it DOWN takes no traffic yet
 		b.servers = append(b.servers, s)
 	}
 	return b, nil
@@ -307,7 +308,9 @@ func (l *LB) newMonitor(bc config.Backend, addr string, s *Server) *health.Monit
 	var cfg health.Config
 	var checker health.Checker
 	if h != nil {
-		cfg = health.Config{Interval: h.Interval.D(), Timeout: h.Timeout.D(), Rise: h.Rise, Fall: h.Fall}
+		// A database port must never reach a node of the wrong role, not
+		// even before the first check: mysql checks start DOWN.
+		cfg = health.Config{Interval: h.Interval.D(), Timeout: h.Timeout.D(), Rise: h.Rise, Fall: h.Fall, StartDown: h.Type == "mysql"}
 		switch h.Type {
 		case "tcp":
 			checker = health.NewTCP(addr)

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -324,6 +325,7 @@ func TestStackSurvivesChaos(t *testing.T) {
 // reaches the writable primary, the reads port a read-only replica.
 func (u *upProcess) checkDBPorts(t *testing.T, st *stack.State) {
 	t.Helper()
+	mariadbClient := testenv.Program(t, "mariadb")[0]
 	data, err := os.ReadFile(filepath.Join(u.dir, "db", "cluster.json"))
 	if err != nil {
 		t.Fatal(err)
@@ -364,5 +366,18 @@ func (u *upProcess) checkDBPorts(t *testing.T, st *stack.State) {
 			continue
 		}
 		t.Logf("through %s: server_id %d, read_only %d", port.addr, id, ro)
+		// The same through the real mariadb command-line client, as an
+		// application in another language would connect.
+		host, p, _ := net.SplitHostPort(port.addr)
+		cmd := exec.Command(mariadbClient, "--protocol=tcp", "-h", host, "-P", p, "-u", cl.Credentials.User,
+			"--connect-timeout=3", "-N", "-B", "-e", "SELECT @@read_only, @@server_id")
+		cmd.Env = append(os.Environ(), "MYSQL_PWD="+cl.Credentials.Password)
+		out, err := cmd.CombinedOutput()
+		// (The reads port may pick another replica: compare read_only.)
+		if want := fmt.Sprintf("%d\t", port.readOnly); err != nil || !strings.HasPrefix(string(out), want) {
+			t.Errorf("mariadb client through %s: %q (%v), want read_only %d", port.addr, strings.TrimSpace(string(out)), err, port.readOnly)
+		} else {
+			t.Logf("mariadb client through %s: read_only, server_id = %s", port.addr, strings.TrimSpace(string(out)))
+		}
 	}
 }
