@@ -12,6 +12,10 @@ type Stack struct {
 	// Front is the shared front address (the VIP in local mode) that the
 	// active load balancer serves (default 127.0.0.1:8080).
 	Front string `yaml:"front"`
+	// FrontTLS is the same site over HTTPS (HTTP/2 and HTTP/1.1), with a
+	// certificate from a local CA that fulcrum up creates once in its
+	// directory (default 127.0.0.1:8443).
+	FrontTLS string `yaml:"front_tls"`
 	// Dashboard is the address of the dashboard and of the /api/ that
 	// `fulcrum status` and `fulcrum chaos` use (default 127.0.0.1:9000).
 	Dashboard string `yaml:"dashboard"`
@@ -121,6 +125,7 @@ func (c *Stack) Check(name string) error {
 
 func (c *Stack) setDefaults() {
 	def(&c.Front, "127.0.0.1:8080")
+	def(&c.FrontTLS, "127.0.0.1:8443")
 	def(&c.Dashboard, "127.0.0.1:9000")
 	if c.Replicas == 0 {
 		c.Replicas = 1
@@ -181,6 +186,7 @@ func (c *Stack) validate() []*fieldError {
 		used[a] = key
 	}
 	addr("front", c.Front)
+	addr("front_tls", c.FrontTLS)
 	addr("dashboard", c.Dashboard)
 	if c.Replicas < 1 || c.Replicas > 8 {
 		add(errorf("replicas", "%d: must be 1..8", c.Replicas))

@@ -23,6 +23,7 @@ import (
 
 	"fulcrum/internal/config"
 	"fulcrum/internal/dbha"
+	"fulcrum/internal/edge"
 )
 
 // Options configure a Stack.
@@ -54,13 +55,14 @@ type Options struct {
 
 // Stack is a running `fulcrum up`.
 type Stack struct {
-	opt   Options
-	cfg   *config.Stack
-	log   *slog.Logger
-	dir   string
-	local *dbha.Local
-	files *files
-	http  *http.Client
+	opt    Options
+	cfg    *config.Stack
+	log    *slog.Logger
+	dir    string
+	local  *dbha.Local
+	files  *files
+	http   *http.Client
+	caPath string // the local CA's certificate (PEM), to trust for the HTTPS front
 
 	children []*child // in topology order: lbs, webs, manager
 	byName   map[string]*child
@@ -183,7 +185,7 @@ func processAlive(pid int) bool {
 // is taken (by a stack already running with the defaults, say).
 func (s *Stack) checkPorts(dbPorts bool) error {
 	c := s.cfg
-	addrs := []string{c.Dashboard, c.Front, c.DB.Writes, c.DB.Reads, c.DB.Manager}
+	addrs := []string{c.Dashboard, c.Front, c.FrontTLS, c.DB.Writes, c.DB.Reads, c.DB.Manager}
 	for _, l := range c.LBs {
 		addrs = append(addrs, l.Admin)
 	}
@@ -298,6 +300,11 @@ func (s *Stack) start(ctx context.Context) error {
 	creds := l.Credentials()
 	if err := createDatabase(ctx, l.Addrs()[0], creds, s.cfg.DB.Name); err != nil {
 		return err
+	}
+	// The local CA both load balancers issue the HTTPS front's certificate
+	// from: made here, once, so that they never race to create it.
+	if s.caPath, err = edge.LocalCA(s.dir); err != nil {
+		return fmt.Errorf("local CA: %w", err)
 	}
 	if s.files, err = writeConfigs(s.dir, s.cfg, nodes, creds); err != nil {
 		return err

@@ -164,6 +164,7 @@ func (s *Stack) printIntro(w io.Writer) {
 	c := s.cfg
 	fmt.Fprintf(w, "\nfulcrum stack running from %s\n\n", s.dir)
 	fmt.Fprintf(w, "  site (guestbook)   http://%s\n", c.Front)
+	fmt.Fprintf(w, "                     https://%s  (local CA: %s)\n", c.FrontTLS, s.caPath)
 	fmt.Fprintf(w, "  dashboard          http://%s\n", c.Dashboard)
 	for _, l := range c.LBs {
 		fmt.Fprintf(w, "  %-18s http://%s  (stats, /metrics)\n", l.Name+" admin", l.Admin)

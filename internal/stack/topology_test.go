@@ -40,10 +40,10 @@ func TestWriteConfigs(t *testing.T) {
 	// Both LBs carry the front and the database ports; whichever is
 	// master holds them all.
 	for _, l := range []*config.LB{lb1, lb2} {
-		if got, want := frontends(l), "www=127.0.0.1:8080 db-writes=127.0.0.1:13300 db-reads=127.0.0.1:13301"; got != want {
+		if got, want := frontends(l), "www=127.0.0.1:8080 www-tls=127.0.0.1:8443 db-writes=127.0.0.1:13300 db-reads=127.0.0.1:13301"; got != want {
 			t.Errorf("frontends = %s, want %s", got, want)
 		}
-		if got, want := strings.Join(l.VRRP.Local.Held(), " "), "127.0.0.1:8080 127.0.0.1:13300 127.0.0.1:13301"; got != want {
+		if got, want := strings.Join(l.VRRP.Local.Held(), " "), "127.0.0.1:8080 127.0.0.1:8443 127.0.0.1:13300 127.0.0.1:13301"; got != want {
 			t.Errorf("held addresses = %s, want %s", got, want)
 		}
 		if len(l.Backends) != 3 {

@@ -2,6 +2,8 @@ package e2e
 
 import (
 	"bytes"
+	"crypto/tls"
+	"crypto/x509"
 	"database/sql"
 	"encoding/json"
 	"fmt"
@@ -19,6 +21,7 @@ import (
 
 	"github.com/go-sql-driver/mysql"
 
+	"fulcrum/internal/edge"
 	"fulcrum/internal/stack"
 	"fulcrum/internal/testenv"
 )
@@ -204,6 +207,7 @@ func TestStackSurvivesChaos(t *testing.T) {
 	st := u.waitFor(t, "the stack to be healthy", 120*time.Second, healthy)
 	t.Logf("stack up: active %s, primary %s", st.ActiveLB, st.Primary)
 	u.checkDBPorts(t, st)
+	u.checkHTTPS(t)
 
 	c := newClient(u.front)
 	stop := make(chan struct{})
@@ -270,6 +274,7 @@ func TestStackSurvivesChaos(t *testing.T) {
 
 	stopClient()
 	u.checkDBPorts(t, u.state(t))
+	u.checkHTTPS(t)
 	t.Logf("%-28s %-60s %-60s", "phase", "reads", "writes")
 	for _, p := range phases {
 		a, w, r := c.stats(p.from, p.to, all), c.stats(p.from, p.to, writes), c.stats(p.from, p.to, reads)
@@ -319,6 +324,34 @@ func TestStackSurvivesChaos(t *testing.T) {
 			t.Errorf("fulcrum status output lacks %q:\n%s", want, out)
 		}
 	}
+}
+
+// checkHTTPS reads the guestbook over HTTPS from the active load balancer,
+// trusting only fulcrum up's local CA: HTTP/2, with HSTS.
+func (u *upProcess) checkHTTPS(t *testing.T) {
+	t.Helper()
+	caPath, err := edge.LocalCA(u.dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pem, err := os.ReadFile(caPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(pem)
+	c := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}, ForceAttemptHTTP2: true}}
+	resp, err := c.Get("https://" + u.frontTLS + "/api/messages?limit=1")
+	if err != nil {
+		t.Errorf("HTTPS front: %v", err)
+		return
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 || resp.ProtoMajor != 2 || resp.Header.Get("Strict-Transport-Security") == "" {
+		t.Errorf("HTTPS front: %d over HTTP/%d, HSTS %q; want 200 over HTTP/2 with HSTS", resp.StatusCode, resp.ProtoMajor, resp.Header.Get("Strict-Transport-Security"))
+		return
+	}
+	t.Logf("https://%s: %d over HTTP/%d, served by %s", u.frontTLS, resp.StatusCode, resp.ProtoMajor, resp.Header.Get("X-Served-By"))
 }
 
 // checkDBPorts checks the load balancer's database ports: the writes port

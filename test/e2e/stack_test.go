@@ -86,10 +86,10 @@ func freeRange(t *testing.T, n int) int {
 
 // upProcess is a running `fulcrum up`.
 type upProcess struct {
-	bin, dir, dashboard, front string
-	cmd                        *exec.Cmd
-	out                        *os.File
-	done                       chan struct{}
+	bin, dir, dashboard, front, frontTLS string
+	cmd                                  *exec.Cmd
+	out                                  *os.File
+	done                                 chan struct{}
 }
 
 // startUp runs `fulcrum up` on free ports in a temporary directory. Its
@@ -103,8 +103,9 @@ func startUp(t *testing.T, replicas int) *upProcess {
 		t.Fatal(err)
 	}
 	tmp := t.TempDir()
-	u := &upProcess{bin: bin, dir: filepath.Join(tmp, "state"), dashboard: freeTCP(t), front: freeTCP(t), done: make(chan struct{})}
+	u := &upProcess{bin: bin, dir: filepath.Join(tmp, "state"), dashboard: freeTCP(t), front: freeTCP(t), frontTLS: freeTCP(t), done: make(chan struct{})}
 	cfg := fmt.Sprintf(`front: %q
+front_tls: %q
 dashboard: %q
 lbs:
   - {name: lb1, admin: %q, vrrp_listen: %q}
@@ -113,7 +114,7 @@ webs:
   - {name: web1, listen: %q, admin: %q}
   - {name: web2, listen: %q, admin: %q}
 db: {base_port: %d, writes: %q, reads: %q, manager: %q}
-`, u.front, u.dashboard, freeTCP(t), freeUDP(t), freeTCP(t), freeUDP(t), freeTCP(t), freeTCP(t), freeTCP(t), freeTCP(t),
+`, u.front, u.frontTLS, u.dashboard, freeTCP(t), freeUDP(t), freeTCP(t), freeUDP(t), freeTCP(t), freeTCP(t), freeTCP(t), freeTCP(t),
 		freeRange(t, replicas+1), freeTCP(t), freeTCP(t), freeTCP(t))
 	file := filepath.Join(tmp, "stack.yaml")
 	if err := os.WriteFile(file, []byte(cfg), 0o600); err != nil {
