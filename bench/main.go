@@ -50,7 +50,7 @@ func main() {
 	conns := flag.Int("c", 64, "concurrent connections")
 	which := flag.String("scenarios", "http,close,1mib,tcp,idle", "comma-separated scenarios: http, close, 1mib, tcp, idle")
 	procs := flag.Int("procs", 1, "cores per proxy: GOMAXPROCS, nbthread, worker_processes (and wrk threads)")
-	idle := flag.Int("idle", 10000, "idle keep-alive client connections for the idle scenario")
+	idle := flag.Int("idle", 9000, "idle keep-alive client connections for the idle scenario (needs 2×idle open files)")
 	outDir := flag.String("out", "bench/out", "directory for configs and logs")
 	fulcrum := flag.String("fulcrum", "bin/fulcrum", "fulcrum binary")
 	flag.Parse()
@@ -67,6 +67,17 @@ type opts struct {
 }
 
 func run(o opts) error {
+	// Idle connections need a descriptor each in this process and about
+	// two in a proxy (HAProxy reserves 2 × maxconn): raise the soft limit
+	// to the hard one, which children inherit.
+	var lim syscall.Rlimit
+	if syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim) == nil && lim.Cur < lim.Max {
+		lim.Cur = lim.Max
+		syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim)
+	}
+	if need := uint64(2*o.idle + 200); lim.Max < need && strings.Contains(o.which, "idle") {
+		return fmt.Errorf("-idle %d needs an open-file limit of %d, the hard limit is %d: lower -idle", o.idle, need, lim.Max)
+	}
 	dur, conns, which, outDir, fulcrum := o.dur, o.conns, o.which, o.outDir, o.fulcrum
 	for _, p := range []string{"haproxy", "nginx", "wrk"} {
 		if _, err := exec.LookPath(p); err != nil {
@@ -143,7 +154,7 @@ func printTable(sc scenario, rs []result) {
 	for _, r := range rs {
 		fmt.Printf("| %s | %.0f | %.2f | %.1f | %s | %.2f | %s | %.2f | %.1f MB | %.2f | %s |\n",
 			r.proxy, r.rps, r.rps/base.rps, r.mbps,
-			r.p50, ratio(r.p50, base.p50), r.p99, ratio(r.p99, base.p99),
+			r.p50.Round(10*time.Microsecond), ratio(r.p50, base.p50), r.p99.Round(10*time.Microsecond), ratio(r.p99, base.p99),
 			float64(r.rssKB)/1024, float64(r.rssKB)/float64(base.rssKB), r.errors)
 	}
 	fmt.Println()
@@ -198,7 +209,7 @@ func startProxy(name, mode, dir, fulcrum string, port, be1, be2, procs int) (*ex
 	case "haproxy":
 		conf := fmt.Sprintf(`global
   nbthread %[5]d
-  maxconn 9000
+  maxconn 9900
 defaults
   mode %[1]s
   timeout connect 5s
