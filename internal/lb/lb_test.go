@@ -231,3 +231,50 @@ backends:
 		}
 	}
 }
+
+// A large transfer through TCP mode (spliced) arrives whole in both
+// directions.
+func TestTCPModeLargeTransfer(t *testing.T) {
+	const size = 16 << 20
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		n, _ := io.Copy(io.Discard, c) // the upload, until the client half-closes
+		fmt.Fprintf(c, "%d\n", n)
+		io.CopyN(c, zeroReader{}, size) // then the download
+	}()
+	l := startLB(t, fmt.Sprintf(`
+frontends: [{name: t, mode: tcp, bind: ["127.0.0.1:0"], default_backend: b, access_log: false}]
+backends: [{name: b, mode: tcp, servers: [{name: s, address: "%s"}]}]
+`, ln.Addr()))
+	c, err := net.Dial("tcp", l.Addrs("t")[0].String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(30 * time.Second))
+	if _, err := io.CopyN(c, zeroReader{}, size); err != nil {
+		t.Fatal(err)
+	}
+	c.(*net.TCPConn).CloseWrite()
+	got, err := io.ReadAll(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := fmt.Sprintf("%d\n", size)
+	if !strings.HasPrefix(string(got), want) || len(got) != len(want)+size {
+		t.Errorf("got %d bytes starting %q, want %q then %d bytes", len(got), got[:min(len(got), 12)], want, size)
+	}
+}
+
+type zeroReader struct{}
+
+func (zeroReader) Read(p []byte) (int, error) { clear(p); return len(p), nil }
