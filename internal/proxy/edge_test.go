@@ -382,3 +382,25 @@ func TestIdempotencyKeyRetry(t *testing.T) {
 		t.Errorf("POST without Idempotency-Key = %d, want 502 (not retried)", code)
 	}
 }
+
+// Several X-Forwarded-For fields from a trusted proxy make one list, and the
+// fields after them reach the server intact.
+func TestTrustedXFFSeveralFields(t *testing.T) {
+	seen := make(chan http.Header, 1)
+	addr := backend(t, func(w http.ResponseWriter, r *http.Request) { seen <- r.Header.Clone() })
+	trusted, _ := edge.NewTrusted([]string{"127.0.0.5/32"})
+	p := startProxy(t, []string{addr}, func(f *HTTPConfig, b *BackendConfig) { f.Trusted = trusted })
+	c := from(t, "127.0.0.5", p.addr)
+	io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\nX-Forwarded-For: 203.0.113.1\r\nX-After: intact\r\nX-Forwarded-For: 203.0.113.2\r\nX-Last: also\r\n\r\n")
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("%v %v", resp, err)
+	}
+	h := <-seen
+	if got := h.Get("X-Forwarded-For"); got != "203.0.113.1,203.0.113.2, 127.0.0.5" {
+		t.Errorf("X-Forwarded-For = %q, want the two fields joined, then the proxy", got)
+	}
+	if h.Get("X-After") != "intact" || h.Get("X-Last") != "also" {
+		t.Errorf("fields after X-Forwarded-For = %q, %q; want intact, also", h.Get("X-After"), h.Get("X-Last"))
+	}
+}

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/netip"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -246,6 +247,7 @@ type clientConn struct {
 	limiter  *edge.Limiter
 	client   netip.Addr  // this request's client: peer, or from X-Forwarded-For of a trusted peer
 	xff      []byte      // the request's X-Forwarded-For when the peer is trusted
+	xffBuf   []byte      // holds xff
 	proto    string      // "https" on TLS connections; else the frontend's Proto
 	fc       *HTTPConfig // the frontend's configuration for the current request
 	dl       deadlines
@@ -412,6 +414,9 @@ func (cc *clientConn) handle(start time.Time) bool {
 		// read, so the connection closes unless there is none.
 		x.status, x.b = code, nil
 		keep = cc.writeStatus(code, !hasBody, extra)
+		if hasBody {
+			cc.lingerClose() // the unread body must not reset the answer away
+		}
 	} else {
 		keep = cc.proxy(&x, path, hasBody)
 	}
@@ -434,14 +439,23 @@ func (cc *clientConn) edgeRules(path []byte, now time.Time) (int, string) {
 	cc.client = cc.peer
 	cc.xff = nil
 	if fc.Trusted != nil && fc.Trusted.Contains(cc.peer) {
+		// Several X-Forwarded-For fields make one list. It is built in a
+		// buffer of its own: appending to a field's value would write
+		// over the head that holds it.
+		n := 0
 		for _, fl := range req.fields {
 			if equalFold(fl.name, "x-forwarded-for") {
-				if cc.xff != nil {
-					cc.xff = append(append(cc.xff, ','), fl.value...)
+				if n > 0 {
+					cc.xffBuf = append(cc.xffBuf, ',')
 				} else {
-					cc.xff = fl.value
+					cc.xffBuf = cc.xffBuf[:0]
 				}
+				cc.xffBuf = append(cc.xffBuf, fl.value...)
+				n++
 			}
+		}
+		if n > 0 {
+			cc.xff = cc.xffBuf
 		}
 		cc.client = fc.Trusted.ClientIP(cc.peer, cc.xff)
 	}
@@ -501,7 +515,7 @@ func (cc *clientConn) proxy(x *exchange, path []byte, hasBody bool) bool {
 	replay := false
 	if hasBody && req.idemKey && !req.chunked && req.contentLength <= maxReplayBody {
 		n := len(cc.out)
-		cc.out = append(cc.out, make([]byte, req.contentLength)...)
+		cc.out = slices.Grow(cc.out, int(req.contentLength))[:n+int(req.contentLength)]
 		cc.bodyDeadline()
 		if _, err := io.ReadFull(cc.br, cc.out[n:]); err != nil {
 			f := cc.f
