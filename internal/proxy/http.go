@@ -682,7 +682,12 @@ attempt:
 			}
 			if err != nil {
 				sc.Close()
-				if reused && !hasBody && len(cc.resp.buf) == 0 && !isTimeout(err) {
+				// A pooled connection that ends without a byte of
+				// answer was most likely closed by the server while
+				// idle; the request is sent again on a new connection
+				// only if repeating it is safe.
+				if reused && !hasBody && len(cc.resp.buf) == 0 && !isTimeout(err) &&
+					(idempotent(req.startA) || req.idemKey) {
 					sc, reused = nil, false
 					continue attempt
 				}
