@@ -10,7 +10,9 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -50,11 +52,12 @@ func main() {
 	conns := flag.Int("c", 64, "concurrent connections")
 	which := flag.String("scenarios", "http,close,1mib,tcp,idle", "comma-separated scenarios: http, close, 1mib, tcp, idle")
 	procs := flag.Int("procs", 1, "cores per proxy: GOMAXPROCS, nbthread, worker_processes (and wrk threads)")
+	prof := flag.Bool("profile", false, "also profile fulcrum under each load: CPU and allocation profiles in -out (go tool pprof)")
 	idle := flag.Int("idle", 9000, "idle keep-alive client connections for the idle scenario (needs 2×idle open files)")
 	outDir := flag.String("out", "bench/out", "directory for configs and logs")
 	fulcrum := flag.String("fulcrum", "bin/fulcrum", "fulcrum binary")
 	flag.Parse()
-	if err := run(opts{*dur, *conns, *procs, *idle, *which, *outDir, *fulcrum}); err != nil {
+	if err := run(opts{*dur, *conns, *procs, *idle, *which, *outDir, *fulcrum, *prof}); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
@@ -64,6 +67,7 @@ type opts struct {
 	dur                    time.Duration
 	conns, procs, idle     int
 	which, outDir, fulcrum string
+	profile                bool
 }
 
 func run(o opts) error {
@@ -117,6 +121,15 @@ func run(o opts) error {
 			r, err := wrk(url, o.procs, conns, dur, sc.wrk)
 			r.proxy = px
 			r.rssKB = peakRSS(cmd.Process.Pid)
+			if px == "fulcrum" && o.profile && err == nil {
+				// A separate run under the same load, profiled, so the
+				// figures above are not slowed by the profiler.
+				if perr := profile(fmt.Sprintf("127.0.0.1:%d", port+1), dir, sc.name, func() {
+					wrk(url, o.procs, conns, 6*time.Second, sc.wrk)
+				}); perr != nil {
+					fmt.Fprintln(os.Stderr, "bench: profile:", perr)
+				}
+			}
 			stop(cmd)
 			if err != nil {
 				return fmt.Errorf("%s %s: %w", px, sc.name, err)
@@ -250,7 +263,8 @@ backend b
 		conf := fmt.Sprintf("%sworker_processes %d;\ndaemon off;\npid %s/nginx-proxy.pid;\nerror_log %s/nginx-proxy.err;\nevents { worker_connections 16384; }\n%s\n", load, procs, dir, dir, body)
 		return startProcess(dir, "nginx-"+mode, "nginx", []string{"-c", write(dir, "nginx-"+mode+".conf", conf), "-p", dir}, nil, port)
 	case "fulcrum":
-		conf := fmt.Sprintf(`frontends:
+		conf := fmt.Sprintf(`admin: "127.0.0.1:%[5]d"
+frontends:
   - {name: f, mode: %[1]s, bind: ["127.0.0.1:%[2]d"], default_backend: b, access_log: false}
 backends:
   - name: b
@@ -259,7 +273,7 @@ backends:
     servers:
       - {name: s1, address: "127.0.0.1:%[3]d"}
       - {name: s2, address: "127.0.0.1:%[4]d"}
-`, mode, port, be1, be2)
+`, mode, port, be1, be2, port+1)
 		return startProcess(dir, "fulcrum-"+mode, fulcrum, []string{"lb", "-c", write(dir, "fulcrum-"+mode+".yaml", conf)}, []string{fmt.Sprintf("GOMAXPROCS=%d", procs)}, port)
 	}
 	return nil, fmt.Errorf("unknown proxy %q", name)
@@ -449,4 +463,33 @@ func treeKB(pid int, field string) int64 {
 		}
 	}
 	return total
+}
+
+// profile takes a 5 s CPU profile and then an allocation profile of the
+// fulcrum whose admin address is admin while load runs, into dir.
+func profile(admin, dir, name string, load func()) error {
+	done := make(chan struct{})
+	go func() { load(); close(done) }()
+	time.Sleep(500 * time.Millisecond)
+	for _, p := range []struct{ path, file string }{
+		{"/debug/pprof/profile?seconds=5", "fulcrum-" + name + ".cpu.pprof"},
+		{"/debug/pprof/allocs", "fulcrum-" + name + ".allocs.pprof"},
+	} {
+		resp, err := http.Get("http://" + admin + p.path)
+		if err != nil {
+			return err
+		}
+		f, err := os.Create(filepath.Join(dir, p.file))
+		if err == nil {
+			_, err = io.Copy(f, resp.Body)
+			f.Close()
+		}
+		resp.Body.Close()
+		if err != nil {
+			return err
+		}
+		fmt.Printf("profile: %s\n", filepath.Join(dir, p.file))
+	}
+	<-done
+	return nil
 }

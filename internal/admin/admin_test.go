@@ -189,6 +189,9 @@ func TestAuth(t *testing.T) {
 		{name: "remote page without token", addr: "192.0.2.10:9901", token: token, path: "/", wantCode: 200},
 		{name: "remote page script without token", addr: "192.0.2.10:9901", token: token, path: "/ui/stats.js", wantCode: 200},
 		{name: "form post without JSON type", addr: "127.0.0.1:9901", method: "POST", path: "/api/reload", hdr: []string{"Content-Type", "text/plain"}, wantCode: 415},
+		{name: "loopback profiler", addr: "127.0.0.1:9901", path: "/debug/pprof/", wantCode: 200},
+		{name: "remote profiler without token", addr: "192.0.2.10:9901", token: token, path: "/debug/pprof/heap", wantCode: 401},
+		{name: "remote profiler with token", addr: "192.0.2.10:9901", token: token, path: "/debug/pprof/heap", hdr: []string{"Authorization", "Bearer " + token}, wantCode: 200},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/pprof"
 	"time"
 
 	"fulcrum/internal/lb"
@@ -124,6 +125,12 @@ func (a *Admin) routes() *http.ServeMux {
 	m.HandleFunc("GET /api/status", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, r, http.StatusOK, a.status())
 	})
+	// Go's profiler, behind the same access rules as the API: CPU,
+	// allocation and goroutine profiles of the running load balancer.
+	m.HandleFunc("GET /debug/pprof/", pprof.Index)
+	m.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+	m.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
+	m.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
 	m.HandleFunc("GET /api/vrrp", func(w http.ResponseWriter, r *http.Request) {
 		var v []VRRP
 		if a.opts.VRRP != nil {
