@@ -52,12 +52,13 @@ func main() {
 	conns := flag.Int("c", 64, "concurrent connections")
 	which := flag.String("scenarios", "http,close,1mib,tcp,idle", "comma-separated scenarios: http, close, 1mib, tcp, idle")
 	procs := flag.Int("procs", 1, "cores per proxy: GOMAXPROCS, nbthread, worker_processes (and wrk threads)")
+	soak := flag.Duration("soak", 0, "instead of the comparison, run fulcrum alone under keep-alive load for this long (e.g. 10m) and print its RSS every minute")
 	prof := flag.Bool("profile", false, "also profile fulcrum under each load: CPU and allocation profiles in -out (go tool pprof)")
 	idle := flag.Int("idle", 9000, "idle keep-alive client connections for the idle scenario (needs 2×idle open files)")
 	outDir := flag.String("out", "bench/out", "directory for configs and logs")
 	fulcrum := flag.String("fulcrum", "bin/fulcrum", "fulcrum binary")
 	flag.Parse()
-	if err := run(opts{*dur, *conns, *procs, *idle, *which, *outDir, *fulcrum, *prof}); err != nil {
+	if err := run(opts{*dur, *conns, *procs, *idle, *which, *outDir, *fulcrum, *prof, *soak}); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
@@ -68,6 +69,7 @@ type opts struct {
 	conns, procs, idle     int
 	which, outDir, fulcrum string
 	profile                bool
+	soak                   time.Duration
 }
 
 func run(o opts) error {
@@ -104,6 +106,9 @@ func run(o opts) error {
 	defer stopBE()
 	fmt.Printf("backends: nginx (1 worker) on 127.0.0.1:%d and :%d; each proxy on %d core(s); load: wrk -t%d -c%d -d%s; %s\n\n",
 		be1, be2, o.procs, o.procs, conns, dur, time.Now().UTC().Format(time.RFC3339))
+	if o.soak > 0 {
+		return soakRun(o, dir, be1, be2)
+	}
 	selected := func(name string) bool { return strings.Contains(","+which+",", ","+name+",") }
 	for _, sc := range scenarios {
 		if !selected(sc.name) {
@@ -492,4 +497,34 @@ func profile(admin, dir, name string, load func()) error {
 	}
 	<-done
 	return nil
+}
+
+// soakRun keeps fulcrum under keep-alive load for o.soak and prints its RSS
+// each minute: memory that grows with time would show.
+func soakRun(o opts, dir string, be1, be2 int) error {
+	port := freePort()
+	cmd, err := startProxy("fulcrum", "http", dir, o.fulcrum, port, be1, be2, o.procs)
+	if err != nil {
+		return err
+	}
+	defer stop(cmd)
+	url := fmt.Sprintf("http://127.0.0.1:%d/", port)
+	wrk(url, o.procs, o.conns, 5*time.Second, nil) // warm-up
+	fmt.Printf("### soak: %s of keep-alive GETs, %d connections\n\n| elapsed | RSS |\n|---:|---:|\n| 0s | %.1f MB |\n",
+		o.soak, o.conns, float64(rss(cmd.Process.Pid))/1024)
+	done := make(chan result, 1)
+	go func() { r, _ := wrk(url, o.procs, o.conns, o.soak, nil); done <- r }()
+	tick := time.NewTicker(time.Minute)
+	defer tick.Stop()
+	start := time.Now()
+	for {
+		select {
+		case r := <-done:
+			fmt.Printf("| %s | %.1f MB |\n\n%.0f req/s on average, p99 %s, errors: %s\n", time.Since(start).Round(time.Second),
+				float64(rss(cmd.Process.Pid))/1024, r.rps, r.p99, r.errors)
+			return nil
+		case <-tick.C:
+			fmt.Printf("| %s | %.1f MB |\n", time.Since(start).Round(time.Second), float64(rss(cmd.Process.Pid))/1024)
+		}
+	}
 }
