@@ -353,7 +353,7 @@ func (s *Server) setMonitor(m *health.Monitor) {
 	s.monitor = m
 	s.mu.Unlock()
 	if m != nil && s.b.cfg.Observe != nil {
-		s.Proxy.Observe = m.Observe
+		s.Proxy.SetObserver(m.Observe)
 	}
 }
 
@@ -702,7 +702,7 @@ func (l *LB) updateBackend(b *Backend, cfg *config.LB, tlsCfg *tls.Config) {
 			if m != nil && !wasUp {
 				m.Force(false)
 			}
-			s.Proxy.Observe = nil
+			s.Proxy.SetObserver(nil)
 			s.setMonitor(m)
 			l.startMonitor(s)
 		}

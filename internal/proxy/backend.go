@@ -126,16 +126,25 @@ func (b *Backend) release(s *Server) { b.bal.Release(s.index) }
 type Server struct {
 	Name string
 	Addr string
-	// Observe, when set, receives the outcome of every use on live traffic
-	// (nil error: success) for passive health checking.
-	Observe func(error)
 
 	Stats Counters
 	// Active is the number of requests (tcp: connections) in flight.
 	Active atomic.Int64
 
-	index int
-	pool  pool
+	index    int
+	pool     pool
+	observer atomic.Pointer[func(error)]
+}
+
+// SetObserver makes fn receive the outcome of every use of the server on
+// live traffic (nil error: success), for passive health checking; nil
+// stops it. Safe while traffic flows.
+func (s *Server) SetObserver(fn func(error)) {
+	if fn == nil {
+		s.observer.Store(nil)
+		return
+	}
+	s.observer.Store(&fn)
 }
 
 // NewServer returns a server at balancer index index.
@@ -150,8 +159,8 @@ func (s *Server) Index() int { return s.index }
 func (s *Server) CloseIdle() { s.pool.closeAll() }
 
 func (s *Server) observe(err error) {
-	if s.Observe != nil {
-		s.Observe(err)
+	if fn := s.observer.Load(); fn != nil {
+		(*fn)(err)
 	}
 }
 
