@@ -24,6 +24,17 @@ import (
 	"fulcrum/internal/testenv"
 )
 
+// buildDir is where fulcrumBinary built the command; TestMain removes it.
+var buildDir string
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if buildDir != "" {
+		os.RemoveAll(buildDir)
+	}
+	os.Exit(code)
+}
+
 // fulcrumBinary builds the command once per test binary, or takes
 // FULCRUM_BIN (make integration builds bin/fulcrum first).
 var fulcrumBinary = sync.OnceValues(func() (string, error) {
@@ -34,6 +45,7 @@ var fulcrumBinary = sync.OnceValues(func() (string, error) {
 	if err != nil {
 		return "", err
 	}
+	buildDir = dir
 	bin := filepath.Join(dir, "fulcrum")
 	if out, err := exec.Command("go", "build", "-o", bin, "fulcrum/cmd/fulcrum").CombinedOutput(); err != nil {
 		return "", fmt.Errorf("go build: %v: %s", err, out)
