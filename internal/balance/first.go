@@ -1,19 +1,11 @@
 package balance
 
-import "sync"
-
 // first fills servers in index order (src/lb_fas.c): the first usable
 // server below its MaxConn takes the connection. Servers below their cap
 // wait in a heap keyed by index; servers at their cap in another, keyed
 // by in-flight/MaxConn, used only when every usable server is full.
 type first struct {
-	mu sync.Mutex // guards the fields below
-
-	weight   []int
-	maxConn  []int
-	usable   []bool
-	inflight []int
-	f        forest // heaps firstOpen and firstFull
+	counted
 }
 
 const (
@@ -25,14 +17,7 @@ var _ Balancer = (*first)(nil)
 
 func newFirst(servers []Server) *first {
 	b := &first{}
-	b.f.grow(len(servers))
-	for i, s := range servers {
-		b.weight = append(b.weight, s.Weight)
-		b.maxConn = append(b.maxConn, s.MaxConn)
-		b.usable = append(b.usable, true)
-		b.inflight = append(b.inflight, 0)
-		b.requeue(int32(i))
-	}
+	b.init(servers, b.requeue)
 	return b
 }
 
@@ -67,8 +52,7 @@ func (b *first) Pick(_ []byte, avoid int) int {
 	if s < 0 {
 		return -1
 	}
-	b.inflight[s]++
-	b.requeue(s)
+	b.took(s)
 	return int(s)
 }
 
@@ -85,44 +69,4 @@ func (b *first) pickFrom(h int8, avoid int) int32 {
 		}
 	}
 	return s
-}
-
-// Release ends one of server i's connections.
-func (b *first) Release(i int) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.inflight[i] > 0 {
-		b.inflight[i]--
-	}
-	b.requeue(int32(i))
-}
-
-// SetWeight changes server i's weight (0..256, clamped). Only 0 or not
-// matters to first.
-func (b *first) SetWeight(i, weight int) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.weight[i] = clampWeight(weight)
-	b.requeue(int32(i))
-}
-
-// SetUsable marks server i eligible or not.
-func (b *first) SetUsable(i int, usable bool) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.usable[i] = usable
-	b.requeue(int32(i))
-}
-
-// Add appends a server that is not usable yet.
-func (b *first) Add(s Server) int {
-	s = clampServer(s)
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.weight = append(b.weight, s.Weight)
-	b.maxConn = append(b.maxConn, s.MaxConn)
-	b.usable = append(b.usable, false)
-	b.inflight = append(b.inflight, 0)
-	b.f.grow(len(b.weight))
-	return len(b.weight) - 1
 }
