@@ -11,8 +11,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -54,39 +52,15 @@ func TestLBCheck(t *testing.T) {
 	}
 }
 
-// buildOnce builds the binary once per test run, or takes FULCRUM_BIN
-// (make integration builds bin/fulcrum first). TestMain removes a build.
-var (
-	buildDir  string
-	buildOnce = sync.OnceValues(func() (string, error) {
-		if b := os.Getenv("FULCRUM_BIN"); b != "" {
-			return filepath.Abs(b)
-		}
-		dir, err := os.MkdirTemp("", "fulcrum-bin")
-		if err != nil {
-			return "", err
-		}
-		buildDir = dir
-		bin := filepath.Join(dir, "fulcrum")
-		out, err := exec.Command("go", "build", "-o", bin, "fulcrum/cmd/fulcrum").CombinedOutput()
-		if err != nil {
-			return "", fmt.Errorf("go build: %v: %s", err, out)
-		}
-		return bin, nil
-	})
-)
-
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if buildDir != "" {
-		os.RemoveAll(buildDir)
-	}
+	testenv.RemoveBuild()
 	os.Exit(code)
 }
 
 func fulcrumBinary(t *testing.T) string {
 	t.Helper()
-	bin, err := buildOnce()
+	bin, err := testenv.Binary()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -153,37 +127,7 @@ func TestLBUpgradeReloadAndStop(t *testing.T) {
 	})
 
 	// Load throughout.
-	stop := make(chan struct{})
-	var sent, failed atomic.Int64
-	var firstErr atomic.Value
-	var wg sync.WaitGroup
-	for i := 0; i < 8; i++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			c := &http.Client{Timeout: 5 * time.Second}
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				sent.Add(1)
-				resp, err := c.Get("http://" + front + "/")
-				if err == nil {
-					io.Copy(io.Discard, resp.Body)
-					resp.Body.Close()
-					if resp.StatusCode != 200 {
-						err = fmt.Errorf("status %d", resp.StatusCode)
-					}
-				}
-				if err != nil {
-					failed.Add(1)
-					firstErr.CompareAndSwap(nil, err.Error())
-				}
-			}
-		}()
-	}
+	load := (&testenv.Load{URL: "http://" + front + "/"}).Start()
 	time.Sleep(300 * time.Millisecond)
 
 	// A broken file on SIGHUP: rejected, still serving.
@@ -210,10 +154,10 @@ func TestLBUpgradeReloadAndStop(t *testing.T) {
 		t.Fatalf("old process did not exit after the upgrade; logs:\n%s", logs.String())
 	}
 	time.Sleep(300 * time.Millisecond)
-	close(stop)
-	wg.Wait()
-	if f := failed.Load(); f != 0 {
-		t.Errorf("%d of %d requests failed across reload and upgrade (first: %v)", f, sent.Load(), firstErr.Load())
+	load.Stop()
+	sent, failed, first := load.Result()
+	if failed != 0 {
+		t.Errorf("%d of %d requests failed across reload and upgrade (first: %v)", failed, sent, first)
 	}
 	// The successor serves; SIGTERM stops it with status 0.
 	pid := successorPID(t, logs.String())
@@ -227,7 +171,7 @@ func TestLBUpgradeReloadAndStop(t *testing.T) {
 	p, _ := os.FindProcess(pid)
 	p.Signal(syscall.SIGTERM)
 	waitFor(t, func() bool { return p.Signal(syscall.Signal(0)) != nil })
-	t.Logf("%d requests, %d failed; successor pid %d", sent.Load(), failed.Load(), pid)
+	t.Logf("%d requests, %d failed; successor pid %d", sent, failed, pid)
 }
 
 func successorPID(t *testing.T, logs string) int {

@@ -10,8 +10,6 @@ import (
 	"os"
 	"os/exec"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -111,54 +109,25 @@ backends:
       - {name: web2, address: "%s"}
 `, a1, a2))
 	url := "http://" + l.Addrs("www")[0].String() + "/"
-	const total, clients = 24000, 20
-	var sent, failed atomic.Int64
-	var firstErr atomic.Value
-	var wg sync.WaitGroup
-	killed := make(chan struct{})
-	deadline := time.Now().Add(90 * time.Second)
-	for i := 0; i < clients; i++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			c := &http.Client{Timeout: 10 * time.Second}
-			for sent.Add(1) <= total && time.Now().Before(deadline) {
-				resp, err := c.Get(url)
-				if err == nil {
-					io.Copy(io.Discard, resp.Body)
-					resp.Body.Close()
-					if resp.StatusCode != 200 {
-						err = fmt.Errorf("status %d", resp.StatusCode)
-					}
-				}
-				if err != nil {
-					failed.Add(1)
-					firstErr.CompareAndSwap(nil, err.Error())
-				}
-			}
-		}()
+	const total = 24000
+	load := (&testenv.Load{URL: url, Clients: 20, Limit: total, Deadline: time.Now().Add(90 * time.Second)}).Start()
+	for load.Sent() < total/4 {
+		time.Sleep(time.Millisecond)
 	}
-	go func() {
-		for sent.Load() < total/4 {
-			time.Sleep(time.Millisecond)
-		}
-		p1.Signal(syscall.SIGKILL)
-		close(killed)
-	}()
-	wg.Wait()
-	<-killed
-	n := sent.Load() - clients // each client's last Add overshoots
+	p1.Signal(syscall.SIGKILL)
+	load.Wait()
+	n, failed, first := load.Result()
 	if n < 20000 {
 		t.Fatalf("sent %d requests before the deadline, want at least 20000", n)
 	}
-	if f := failed.Load(); f != 0 {
-		t.Errorf("%d of %d requests failed (first: %v), want 0", f, n, firstErr.Load())
+	if failed != 0 {
+		t.Errorf("%d of %d requests failed (first: %v), want 0", failed, n, first)
 	}
 	web1 := l.backend("web").servers[0]
 	if web1.up() {
 		t.Errorf("web1 still UP after being killed")
 	}
-	t.Logf("%d requests, %d failed, retries %d, redispatches %d", n, failed.Load(),
+	t.Logf("%d requests, %d failed, retries %d, redispatches %d", n, failed,
 		l.backend("web").Proxy.Stats.Retries.Load(), l.backend("web").Proxy.Stats.Redispatch.Load())
 }
 

@@ -6,7 +6,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -164,37 +163,7 @@ backends:
 	l := startLB(t, yaml(""))
 	url := "http://" + l.Addrs("www")[0].String() + "/"
 
-	stop := make(chan struct{})
-	var sent, failed atomic.Int64
-	var firstErr atomic.Value
-	var wg sync.WaitGroup
-	for i := 0; i < 8; i++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			c := &http.Client{Timeout: 5 * time.Second}
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				sent.Add(1)
-				resp, err := c.Get(url)
-				if err == nil {
-					io.Copy(io.Discard, resp.Body)
-					resp.Body.Close()
-					if resp.StatusCode != 200 {
-						err = fmt.Errorf("status %d", resp.StatusCode)
-					}
-				}
-				if err != nil {
-					failed.Add(1)
-					firstErr.CompareAndSwap(nil, err.Error())
-				}
-			}
-		}()
-	}
+	load := (&testenv.Load{URL: url}).Start()
 	for i := 0; i < 20; i++ {
 		next := with3
 		if i%2 == 1 {
@@ -213,15 +182,15 @@ backends:
 			}
 		}
 	}
-	close(stop)
-	wg.Wait()
-	if f := failed.Load(); f != 0 {
-		t.Errorf("%d of %d requests failed across 20 reloads (first: %v)", f, sent.Load(), firstErr.Load())
+	load.Stop()
+	sent, failed, first := load.Result()
+	if failed != 0 {
+		t.Errorf("%d of %d requests failed across 20 reloads (first: %v)", failed, sent, first)
 	}
 	if n3.Load() == 0 {
 		t.Errorf("web3 never got traffic while configured")
 	}
-	t.Logf("%d requests across 20 reloads, %d failed", sent.Load(), failed.Load())
+	t.Logf("%d requests across 20 reloads, %d failed", sent, failed)
 }
 
 // An invalid reload changes nothing: a bind that fails leaves the old

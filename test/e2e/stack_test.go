@@ -15,7 +15,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -24,34 +23,11 @@ import (
 	"fulcrum/internal/testenv"
 )
 
-// buildDir is where fulcrumBinary built the command; TestMain removes it.
-var buildDir string
-
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if buildDir != "" {
-		os.RemoveAll(buildDir)
-	}
+	testenv.RemoveBuild()
 	os.Exit(code)
 }
-
-// fulcrumBinary builds the command once per test binary, or takes
-// FULCRUM_BIN (make integration builds bin/fulcrum first).
-var fulcrumBinary = sync.OnceValues(func() (string, error) {
-	if b := os.Getenv("FULCRUM_BIN"); b != "" {
-		return filepath.Abs(b)
-	}
-	dir, err := os.MkdirTemp("", "fulcrum-e2e-bin")
-	if err != nil {
-		return "", err
-	}
-	buildDir = dir
-	bin := filepath.Join(dir, "fulcrum")
-	if out, err := exec.Command("go", "build", "-o", bin, "fulcrum/cmd/fulcrum").CombinedOutput(); err != nil {
-		return "", fmt.Errorf("go build: %v: %s", err, out)
-	}
-	return bin, nil
-})
 
 // freeTCP returns a free loopback address.
 func freeTCP(t *testing.T) string {
@@ -110,7 +86,7 @@ func startUp(t *testing.T, replicas int) *upProcess {
 	t.Helper()
 	testenv.Short(t)
 	testenv.Program(t, "mariadbd", "mariadb-install-db")
-	bin, err := fulcrumBinary()
+	bin, err := testenv.Binary()
 	if err != nil {
 		t.Fatal(err)
 	}
