@@ -5,7 +5,7 @@ GO       ?= go
 BIN      := bin/fulcrum
 # Debian packages the tests and benchmarks run against (the real peers).
 TEST_PKGS := haproxy nginx-light libnginx-mod-stream wrk mariadb-server mariadb-client keepalived \
-             iproute2 nftables nmap prometheus chromium chromium-driver curl testssl.sh
+             iproute2 nftables nmap prometheus chromium chromium-driver curl systemd testssl.sh
 DEMO_PKGS := mariadb-server mariadb-client curl
 
 .PHONY: all build demo test unit integration lint bench deps-test deps-demo modules clean
