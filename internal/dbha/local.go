@@ -29,13 +29,20 @@ type LocalConfig struct {
 	// Dir keeps its nodes.
 	Nodes int
 	// BasePort is the port of the first node; node i listens on BasePort+i
-	// (default 13306).
+	// (default 13306). With Hosts every node listens on BasePort.
 	BasePort int
 	// FreePorts picks an unused port for each node instead of BasePort+i,
 	// so that concurrent test clusters never collide.
 	FreePorts bool
 	// Host is the address the nodes listen on (default 127.0.0.1).
 	Host string
+	// Hosts, when set, gives node i its own address Hosts[i] instead of
+	// Host: one host per node, as on separate machines.
+	Hosts []string
+	// NetNS, when set, runs node i inside the network namespace NetNS[i]
+	// (a name under /run/netns, as `ip netns add` makes), so that it is
+	// reachable only on that namespace's network.
+	NetNS []string
 	// SemiSyncTimeout is rpl_semi_sync_master_timeout: how long a commit
 	// waits for a replica's acknowledgement before semi-sync falls back to
 	// asynchronous (default 5s).
@@ -70,6 +77,8 @@ type LocalNode struct {
 	Addr string `json:"addr"`
 	// Dir holds the node's data directory, socket, pid file and error log.
 	Dir string `json:"dir"`
+	// NetNS is the network namespace the node runs in ("": this one).
+	NetNS string `json:"netns,omitempty"`
 }
 
 func (n LocalNode) dataDir() string { return filepath.Join(n.Dir, "data") }
@@ -120,6 +129,9 @@ func StartLocal(ctx context.Context, cfg LocalConfig) (*Local, error) {
 	}
 	if cfg.Nodes < 1 || cfg.Nodes > 9 {
 		return nil, fmt.Errorf("dbha: local cluster: %d nodes: must be 1..9", cfg.Nodes)
+	}
+	if (cfg.Hosts != nil && len(cfg.Hosts) != cfg.Nodes) || (cfg.NetNS != nil && len(cfg.NetNS) != cfg.Nodes) {
+		return nil, fmt.Errorf("dbha: local cluster: %d nodes but %d hosts and %d namespaces", cfg.Nodes, len(cfg.Hosts), len(cfg.NetNS))
 	}
 	if cfg.BasePort == 0 {
 		cfg.BasePort = 13306
@@ -302,18 +314,25 @@ func (l *Local) create(ctx context.Context, cfg LocalConfig) error {
 	}
 	for i := 0; i < cfg.Nodes; i++ {
 		name := "db" + strconv.Itoa(i+1)
-		port := cfg.BasePort + i
+		host, port := cfg.Host, cfg.BasePort+i
+		if cfg.Hosts != nil {
+			host, port = cfg.Hosts[i], cfg.BasePort
+		}
 		if cfg.FreePorts {
 			var err error
-			if port, err = freePort(cfg.Host); err != nil {
+			if port, err = freePort(host); err != nil {
 				return err
 			}
 		}
-		st.Nodes = append(st.Nodes, LocalNode{
+		n := LocalNode{
 			Name: name, Port: port, ServerID: i + 1,
-			Addr: net.JoinHostPort(cfg.Host, strconv.Itoa(port)),
+			Addr: net.JoinHostPort(host, strconv.Itoa(port)),
 			Dir:  filepath.Join(l.dir, name),
-		})
+		}
+		if cfg.NetNS != nil {
+			n.NetNS = cfg.NetNS[i]
+		}
+		st.Nodes = append(st.Nodes, n)
 	}
 	st.Primary = st.Nodes[0].Name
 	// sun_path holds 108 bytes with its NUL; mariadbd would fail late.
@@ -483,6 +502,10 @@ func (l *Local) StartNode(ctx context.Context, name string) error {
 	}
 	if l.pidOf(n) == 0 {
 		cmd := exec.Command("mariadbd", l.serverArgs(n)...)
+		if n.NetNS != "" {
+			// ip execs mariadbd in the namespace: the pid stays the same.
+			cmd = exec.Command("ip", append([]string{"netns", "exec", n.NetNS, "mariadbd"}, l.serverArgs(n)...)...)
+		}
 		// Its own session: a Ctrl-C meant for the fulcrum command that
 		// started it does not reach the database.
 		cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
