@@ -105,8 +105,10 @@ func TestErrantGTIDs(t *testing.T) {
 
 func TestRedact(t *testing.T) {
 	for in, want := range map[string]string{
-		"CREATE USER 'a'@'%' IDENTIFIED BY 'secret'":         "CREATE USER 'a'@'%' IDENTIFIED BY '…'",
-		changeMaster("127.0.0.1", "3306", "repl", `p,a 'ss`): "CHANGE MASTER TO MASTER_HOST='127.0.0.1', MASTER_PORT=3306, MASTER_USER='repl', MASTER_PASSWORD='…', MASTER_USE_GTID=slave_pos, MASTER_CONNECT_RETRY=1, MASTER_HEARTBEAT_PERIOD=1",
+		"CREATE USER 'a'@'%' IDENTIFIED BY 'secret'":             "CREATE USER 'a'@'%' IDENTIFIED BY '…'",
+		changeMaster("127.0.0.1", "3306", "repl", `p,a 'ss`, ""): "CHANGE MASTER TO MASTER_HOST='127.0.0.1', MASTER_PORT=3306, MASTER_USER='repl', MASTER_PASSWORD='…', MASTER_USE_GTID=slave_pos, MASTER_CONNECT_RETRY=1, MASTER_HEARTBEAT_PERIOD=1",
+		changeMaster("127.0.0.1", "3306", "repl", `x'`, "/ca.pem"): "CHANGE MASTER TO MASTER_HOST='127.0.0.1', MASTER_PORT=3306, MASTER_USER='repl', MASTER_PASSWORD='…', MASTER_USE_GTID=slave_pos, " +
+			"MASTER_CONNECT_RETRY=1, MASTER_HEARTBEAT_PERIOD=1, MASTER_SSL=1, MASTER_SSL_CA='/ca.pem', MASTER_SSL_VERIFY_SERVER_CERT=1",
 	} {
 		if got := redact(in); got != want {
 			t.Errorf("redact(%q) = %q, want %q", in, got, want)

@@ -16,6 +16,12 @@ import (
 // startCluster starts a local cluster of n nodes, stopped at cleanup.
 func startCluster(t testing.TB, n int) *Local {
 	t.Helper()
+	return startClusterWith(t, n, nil)
+}
+
+// startClusterWith is startCluster with edit applied to the configuration.
+func startClusterWith(t testing.TB, n int, edit func(*LocalConfig)) *Local {
+	t.Helper()
 	testenv.Short(t)
 	testenv.Program(t, "mariadbd", "mariadb-install-db", "mariadb-dump", "mariadb")
 	dir, err := os.MkdirTemp("", "fulcrum-db-")
@@ -25,7 +31,11 @@ func startCluster(t testing.TB, n int) *Local {
 	t.Cleanup(func() { os.RemoveAll(dir) })
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	l, err := StartLocal(ctx, LocalConfig{Dir: filepath.Join(dir, "c"), Nodes: n, FreePorts: true, SemiSyncTimeout: 3 * time.Second})
+	cfg := LocalConfig{Dir: filepath.Join(dir, "c"), Nodes: n, FreePorts: true, SemiSyncTimeout: 3 * time.Second}
+	if edit != nil {
+		edit(&cfg)
+	}
+	l, err := StartLocal(ctx, cfg)
 	if l != nil {
 		t.Cleanup(func() {
 			if err := l.Stop(); err != nil {
@@ -41,7 +51,8 @@ func startCluster(t testing.TB, n int) *Local {
 
 func openAs(t testing.TB, addr, user, pass, db string) *sql.DB {
 	t.Helper()
-	d, err := sql.Open("mysql", fmt.Sprintf("%s:%s@tcp(%s)/%s?timeout=1s", user, pass, addr, db))
+	// TLS when the server offers it: a TLS cluster refuses plain logins.
+	d, err := sql.Open("mysql", fmt.Sprintf("%s:%s@tcp(%s)/%s?timeout=1s&tls=preferred", user, pass, addr, db))
 	if err != nil {
 		t.Fatal(err)
 	}

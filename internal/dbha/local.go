@@ -3,6 +3,8 @@ package dbha
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
 	"database/sql"
 	"encoding/hex"
 	"encoding/json"
@@ -47,8 +49,27 @@ type LocalConfig struct {
 	// waits for a replica's acknowledgement before semi-sync falls back to
 	// asynchronous (default 5s).
 	SemiSyncTimeout time.Duration
+	// TLS, when set, encrypts every network connection to the nodes: each
+	// node gets a server certificate for its address and requires secure
+	// transport (TCP logins without TLS are refused; the unix socket counts
+	// as secure), and replicas connect to their primary with TLS, verifying
+	// its certificate. An existing cluster started with TLS keeps it.
+	TLS *LocalTLS
 	// Logger receives progress (default: discard).
 	Logger *slog.Logger
+}
+
+// LocalTLS gives the nodes of a local cluster their certificates.
+type LocalTLS struct {
+	// CA is the PEM file of the authority that signs the nodes'
+	// certificates: replicas, the manager and applications verify the
+	// nodes with it (required).
+	CA string
+	// Issue writes a server certificate for names (the node's host: an IP
+	// address or a DNS name), signed by CA, to certFile and its private
+	// key to keyFile (required). It is called at every start of a node,
+	// so a long-lived cluster never runs on an expired certificate.
+	Issue func(names []string, certFile, keyFile string) error
 }
 
 // Credentials are the users a local cluster creates.
@@ -81,10 +102,12 @@ type LocalNode struct {
 	NetNS string `json:"netns,omitempty"`
 }
 
-func (n LocalNode) dataDir() string { return filepath.Join(n.Dir, "data") }
-func (n LocalNode) socket() string  { return filepath.Join(n.Dir, "mysql.sock") }
-func (n LocalNode) pidFile() string { return filepath.Join(n.Dir, "mariadbd.pid") }
-func (n LocalNode) errLog() string  { return filepath.Join(n.Dir, "error.log") }
+func (n LocalNode) dataDir() string  { return filepath.Join(n.Dir, "data") }
+func (n LocalNode) socket() string   { return filepath.Join(n.Dir, "mysql.sock") }
+func (n LocalNode) pidFile() string  { return filepath.Join(n.Dir, "mariadbd.pid") }
+func (n LocalNode) errLog() string   { return filepath.Join(n.Dir, "error.log") }
+func (n LocalNode) certFile() string { return filepath.Join(n.Dir, "server-cert.pem") }
+func (n LocalNode) keyFile() string  { return filepath.Join(n.Dir, "server-key.pem") }
 
 // localState is cluster.json: what Dir holds, so that start, stop and manage
 // agree across processes.
@@ -94,12 +117,17 @@ type localState struct {
 	Primary         string      `json:"primary"`
 	SemiSyncTimeout string      `json:"semi_sync_timeout"`
 	FreePorts       bool        `json:"free_ports,omitempty"`
+	// TLSCA is the CA file of the nodes' certificates ("": no TLS).
+	TLSCA string `json:"tls_ca,omitempty"`
 }
 
 // Local is a cluster of mariadbd processes in a directory.
 type Local struct {
 	dir string
 	log *slog.Logger
+	// issue makes a node's certificate (nil: the certificates on disk are
+	// used as they are).
+	issue func(names []string, certFile, keyFile string) error
 
 	// mu guards the fields below.
 	mu    sync.Mutex
@@ -145,6 +173,9 @@ func StartLocal(ctx context.Context, cfg LocalConfig) (*Local, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
+	if t := cfg.TLS; t != nil && (t.CA == "" || t.Issue == nil) {
+		return nil, errors.New("dbha: local cluster: tls needs a CA file and an Issue function")
+	}
 	dir, err := filepath.Abs(cfg.Dir)
 	if err != nil {
 		return nil, err
@@ -153,6 +184,11 @@ func StartLocal(ctx context.Context, cfg LocalConfig) (*Local, error) {
 		l, err := OpenLocal(dir, cfg.Logger)
 		if err != nil {
 			return nil, err
+		}
+		if cfg.TLS != nil {
+			if err := l.setTLS(cfg.TLS); err != nil {
+				return l, err
+			}
 		}
 		return l, l.restart(ctx)
 	}
@@ -186,6 +222,56 @@ func OpenLocal(dir string, logger *slog.Logger) (*Local, error) {
 
 // Dir returns the cluster's directory.
 func (l *Local) Dir() string { return l.dir }
+
+// setTLS turns TLS on for an existing cluster, or changes its CA. Replicas
+// attached without TLS are attached again by restart, which sees the
+// change in their SHOW SLAVE STATUS.
+func (l *Local) setTLS(t *LocalTLS) error {
+	ca, err := filepath.Abs(t.CA)
+	if err != nil {
+		return err
+	}
+	l.mu.Lock()
+	l.issue = t.Issue
+	l.state.TLSCA = ca
+	l.mu.Unlock()
+	return l.save()
+}
+
+// TLSCA returns the CA file the nodes' certificates chain to, or "" when
+// the cluster runs without TLS.
+func (l *Local) TLSCA() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.state.TLSCA
+}
+
+// ClientTLS returns the TLS configuration that verifies the nodes'
+// certificates (ServerName empty: the driver checks each node's host), or
+// nil when the cluster runs without TLS.
+func (l *Local) ClientTLS() (*tls.Config, error) {
+	ca := l.TLSCA()
+	if ca == "" {
+		return nil, nil
+	}
+	return ClientTLS(ca, "")
+}
+
+// ClientTLS returns a TLS configuration (TLS 1.2 or later) that verifies
+// a server's certificate against the CAs in the PEM file caFile and, when
+// serverName is set, checks that name instead of the host the connection
+// dials.
+func ClientTLS(caFile, serverName string) (*tls.Config, error) {
+	pem, err := os.ReadFile(caFile)
+	if err != nil {
+		return nil, fmt.Errorf("dbha: tls: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("dbha: tls: %s holds no PEM certificate", caFile)
+	}
+	return &tls.Config{RootCAs: pool, ServerName: serverName, MinVersion: tls.VersionTLS12}, nil
+}
 
 // Nodes returns the nodes in creation order.
 func (l *Local) Nodes() []LocalNode {
@@ -223,8 +309,9 @@ func (l *Local) ManagerConfig() Config {
 	cfg := Config{
 		AdminUser: c.AdminUser, AdminPassword: c.AdminPassword,
 		ReplUser: c.ReplUser, ReplPassword: c.ReplPassword,
-		AutoRejoin: true,
-		Logger:     l.log,
+		ReplicationCA: l.TLSCA(),
+		AutoRejoin:    true,
+		Logger:        l.log,
 		OnPrimaryChange: func(_, newName string) {
 			if err := l.SetPrimary(newName); err != nil {
 				l.log.Warn("recording the new primary", "err", err)
@@ -233,6 +320,13 @@ func (l *Local) ManagerConfig() Config {
 	}
 	for _, n := range l.Nodes() {
 		cfg.Nodes = append(cfg.Nodes, NodeConfig{Name: n.Name, Addr: n.Addr})
+	}
+	if tc, err := l.ClientTLS(); err != nil {
+		// Left nil, the manager still encrypts (unverified); its
+		// connections say what is wrong with the CA file if they fail.
+		l.log.Warn("the manager cannot verify the nodes", "err", err)
+	} else {
+		cfg.TLS = tc
 	}
 	return cfg
 }
@@ -274,6 +368,10 @@ func (l *Local) save() error {
 		"FULCRUM_DB_REPL_PASSWORD=%s\nFULCRUM_DB_NAME=%s\n",
 		strings.Join(l.Addrs(), ","), c.AdminUser, c.AdminPassword, c.AppUser, c.AppPassword,
 		c.ReplUser, c.ReplPassword, c.Database)
+	if st.TLSCA != "" {
+		// The nodes refuse TCP logins without TLS: mariadb --ssl-ca=… --ssl-verify-server-cert.
+		env += "FULCRUM_DB_SSL_CA=" + st.TLSCA + "\n"
+	}
 	return writeFileAtomic(filepath.Join(l.dir, envFile), []byte(env))
 }
 
@@ -311,6 +409,13 @@ func (l *Local) create(ctx context.Context, cfg LocalConfig) error {
 		},
 		SemiSyncTimeout: cfg.SemiSyncTimeout.String(),
 		FreePorts:       cfg.FreePorts,
+	}
+	if cfg.TLS != nil {
+		ca, err := filepath.Abs(cfg.TLS.CA)
+		if err != nil {
+			return err
+		}
+		st.TLSCA, l.issue = ca, cfg.TLS.Issue
 	}
 	for i := 0; i < cfg.Nodes; i++ {
 		name := "db" + strconv.Itoa(i+1)
@@ -419,7 +524,14 @@ func (l *Local) serverArgs(n LocalNode) []string {
 		d = 5 * time.Second
 	}
 	host, _, _ := net.SplitHostPort(n.Addr)
-	return []string{
+	var tlsArgs []string
+	if ca := l.TLSCA(); ca != "" {
+		// Secure transport is required of TCP clients only: the root
+		// connections over the unix socket still work without TLS.
+		tlsArgs = []string{"--ssl-ca=" + ca, "--ssl-cert=" + n.certFile(), "--ssl-key=" + n.keyFile(),
+			"--require-secure-transport=ON"}
+	}
+	return append([]string{
 		"--no-defaults", "--datadir=" + n.dataDir(), "--socket=" + n.socket(),
 		"--port=" + strconv.Itoa(n.Port), "--bind-address=" + host, "--user=root",
 		"--pid-file=" + n.pidFile(), "--log-error=" + n.errLog(),
@@ -432,7 +544,7 @@ func (l *Local) serverArgs(n LocalNode) []string {
 		"--slave-net-timeout=4", "--skip-name-resolve",
 		"--innodb-buffer-pool-size=16M", "--innodb-log-file-size=8M",
 		"--performance-schema=0", "--max-connections=200",
-	}
+	}, tlsArgs...)
 }
 
 func (l *Local) startAll(ctx context.Context) error {
@@ -501,6 +613,9 @@ func (l *Local) StartNode(ctx context.Context, name string) error {
 		return err
 	}
 	if l.pidOf(n) == 0 {
+		if err := l.certify(n); err != nil {
+			return err
+		}
 		cmd := exec.Command("mariadbd", l.serverArgs(n)...)
 		if n.NetNS != "" {
 			// ip execs mariadbd in the namespace: the pid stays the same.
@@ -519,6 +634,29 @@ func (l *Local) StartNode(ctx context.Context, name string) error {
 		l.mu.Unlock()
 	}
 	return l.waitReady(ctx, n)
+}
+
+// certify gives a TLS cluster's node a new certificate for its host before
+// it starts. Without an issuer (a cluster opened by OpenLocal) the one on
+// disk must do.
+func (l *Local) certify(n LocalNode) error {
+	l.mu.Lock()
+	ca, issue := l.state.TLSCA, l.issue
+	l.mu.Unlock()
+	if ca == "" {
+		return nil
+	}
+	if issue == nil {
+		if _, err := os.Stat(n.certFile()); err != nil {
+			return fmt.Errorf("dbha: %s: TLS on but no certificate: %w", n.Name, err)
+		}
+		return nil
+	}
+	host, _, _ := net.SplitHostPort(n.Addr)
+	if err := issue([]string{host}, n.certFile(), n.keyFile()); err != nil {
+		return fmt.Errorf("dbha: %s: certificate for %s: %w", n.Name, host, err)
+	}
+	return nil
 }
 
 func (l *Local) rootDB(n LocalNode) (*sql.DB, error) {
@@ -674,7 +812,7 @@ func (l *Local) attach(ctx context.Context, n, prim LocalNode, fromBinlog bool) 
 	if fromBinlog {
 		stmts = append(stmts, "SET GLOBAL gtid_slave_pos=@@gtid_binlog_pos")
 	}
-	stmts = append(stmts, changeMaster(host, port, c.ReplUser, c.ReplPassword), "START SLAVE")
+	stmts = append(stmts, changeMaster(host, port, c.ReplUser, c.ReplPassword, l.TLSCA()), "START SLAVE")
 	for _, s := range stmts {
 		if _, err := db.ExecContext(ctx, s); err != nil {
 			return fmt.Errorf("dbha: attaching %s to %s: %s: %w", n.Name, prim.Name, redact(s), err)
@@ -736,7 +874,7 @@ func (l *Local) restart(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("dbha: %s: %w", n.Name, err)
 		}
-		if rs == nil || rs.MasterAddr() != prim.Addr {
+		if rs == nil || rs.MasterAddr() != prim.Addr || (l.TLSCA() != "" && !rs.SSL) {
 			if err := l.attach(ctx, n, prim, rs == nil); err != nil {
 				return err
 			}
@@ -928,11 +1066,18 @@ func waitSemiSyncClients(ctx context.Context, db *sql.DB, limit time.Duration) b
 
 // changeMaster is the CHANGE MASTER statement of every replica: GTID from
 // its own applied position, quick reconnection and heartbeats so a lost
-// primary is noticed within a second or two.
-func changeMaster(host, port, user, password string) string {
-	return fmt.Sprintf("CHANGE MASTER TO MASTER_HOST=%s, MASTER_PORT=%s, MASTER_USER=%s, MASTER_PASSWORD=%s, "+
+// primary is noticed within a second or two. With ca (a CA file on the
+// replica's machine) the replica connects with TLS and checks that the
+// primary's certificate chains to ca and names MASTER_HOST; without it the
+// TLS settings the replica had stay as they were.
+func changeMaster(host, port, user, password, ca string) string {
+	s := fmt.Sprintf("CHANGE MASTER TO MASTER_HOST=%s, MASTER_PORT=%s, MASTER_USER=%s, MASTER_PASSWORD=%s, "+
 		"MASTER_USE_GTID=slave_pos, MASTER_CONNECT_RETRY=1, MASTER_HEARTBEAT_PERIOD=1",
 		quote(host), port, quote(user), quote(password))
+	if ca != "" {
+		s += ", MASTER_SSL=1, MASTER_SSL_CA=" + quote(ca) + ", MASTER_SSL_VERIFY_SERVER_CERT=1"
+	}
+	return s
 }
 
 // quote makes s a SQL string literal (statements such as CHANGE MASTER take

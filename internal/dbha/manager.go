@@ -2,6 +2,7 @@ package dbha
 
 import (
 	"context"
+	"crypto/tls"
 	"database/sql"
 	"errors"
 	"fmt"
@@ -40,6 +41,19 @@ type Config struct {
 	// ReplUser and ReplPassword go into CHANGE MASTER when the manager
 	// repoints a replica.
 	ReplUser, ReplPassword string
+	// TLS encrypts the manager's connections to the nodes and verifies
+	// their certificates with it (ServerName empty: each node's host).
+	// nil: TLS when a node offers it, without verification (the MySQL
+	// driver's "preferred"), so that nodes requiring secure transport are
+	// still reached.
+	TLS *tls.Config
+	// ReplicationCA is a CA file, as a path on the nodes, that a repointed
+	// replica verifies its new primary's certificate with (CHANGE MASTER
+	// MASTER_SSL=1, MASTER_SSL_CA, MASTER_SSL_VERIFY_SERVER_CERT=1).
+	// Empty: the replica's own ssl_ca, when it has one (nodes whose
+	// certificates come from one CA); a node without one replicates as it
+	// did before.
+	ReplicationCA string
 	// Interval between two checks of every node (default 1s).
 	Interval time.Duration
 	// CheckTimeout bounds one check of one node (default: Interval, at
@@ -186,10 +200,16 @@ func NewManager(cfg Config) (*Manager, error) {
 		mc := mysql.NewConfig()
 		mc.User, mc.Passwd, mc.Net, mc.Addr = cfg.AdminUser, cfg.AdminPassword, "tcp", n.Addr
 		mc.Timeout = cfg.CheckTimeout
-		db, err := sql.Open("mysql", mc.FormatDSN())
-		if err != nil {
-			return nil, err
+		if cfg.TLS != nil {
+			mc.TLS = cfg.TLS.Clone()
+		} else {
+			mc.TLSConfig = "preferred"
 		}
+		conn, err := mysql.NewConnector(mc)
+		if err != nil {
+			return nil, fmt.Errorf("dbha: node %q: %w", n.Name, err)
+		}
+		db := sql.OpenDB(conn)
 		db.SetMaxIdleConns(2)
 		db.SetConnMaxIdleTime(time.Minute)
 		m.dbs[n.Name] = db
@@ -627,13 +647,22 @@ func (m *Manager) rejoin(ctx context.Context, n, p *NodeStatus) error {
 		// A former primary: its own binlog is its replication position.
 		stmts = append(stmts, "SET GLOBAL gtid_slave_pos=@@gtid_binlog_pos")
 	}
-	stmts = append(stmts, m.changeMaster(p.Name), "START SLAVE")
+	stmts = append(stmts, m.changeMaster(ctx, n.Name, p.Name), "START SLAVE")
 	return m.execAll(ctx, n.Name, stmts...)
 }
 
-func (m *Manager) changeMaster(to string) string {
+// changeMaster is the statement that points node at to, with TLS when
+// ReplicationCA is set or node has a CA of its own (see Config).
+func (m *Manager) changeMaster(ctx context.Context, node, to string) string {
 	host, port, _ := net.SplitHostPort(m.nodes[to].ReplicationAddr)
-	return changeMaster(host, port, m.cfg.ReplUser, m.cfg.ReplPassword)
+	ca := m.cfg.ReplicationCA
+	if ca == "" {
+		var own sql.NullString
+		if err := m.dbs[node].QueryRowContext(ctx, "SELECT @@global.ssl_ca").Scan(&own); err == nil {
+			ca = own.String
+		}
+	}
+	return changeMaster(host, port, m.cfg.ReplUser, m.cfg.ReplPassword, ca)
 }
 
 // execAll runs stmts on node in order, stopping at the first error. The
@@ -796,7 +825,7 @@ func (m *Manager) promote(ctx context.Context, node string, others []*NodeStatus
 		if o.Name == node {
 			continue
 		}
-		if err := m.execAll(ctx, o.Name, "STOP SLAVE", m.changeMaster(node), "START SLAVE"); err != nil {
+		if err := m.execAll(ctx, o.Name, "STOP SLAVE", m.changeMaster(ctx, o.Name, node), "START SLAVE"); err != nil {
 			m.event("repoint-failed", o.Name, "repointing %s to %s: %v", o.Name, node, err)
 			continue
 		}
@@ -941,7 +970,7 @@ func (m *Manager) Switchover(ctx context.Context, to string) error {
 	}
 	attached := 0
 	if err := m.execAll(ctx, old, "SET GLOBAL rpl_semi_sync_master_enabled=0",
-		"SET GLOBAL gtid_slave_pos=@@gtid_binlog_pos", m.changeMaster(to), "START SLAVE"); err != nil {
+		"SET GLOBAL gtid_slave_pos=@@gtid_binlog_pos", m.changeMaster(ctx, old, to), "START SLAVE"); err != nil {
 		m.event("repoint-failed", old, "repointing former primary %s: %v", old, err)
 	} else {
 		attached = 1

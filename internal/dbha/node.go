@@ -71,6 +71,11 @@ type ReplicaStatus struct {
 	// SecondsBehind is Seconds_Behind_Master, -1 when NULL.
 	SecondsBehind int64  `json:"seconds_behind"`
 	GTIDIOPos     string `json:"gtid_io_pos"`
+	// SSL is Master_SSL_Allowed: the replica connects with TLS;
+	// SSLVerify is Master_SSL_Verify_Server_Cert: it checks the
+	// primary's certificate.
+	SSL       bool `json:"ssl"`
+	SSLVerify bool `json:"ssl_verify"`
 }
 
 // MasterAddr is host:port of the primary this replica is configured for.
@@ -176,6 +181,8 @@ func readReplica(ctx context.Context, q interface {
 		LastSQLError:   m["Last_SQL_Error"].String,
 		SecondsBehind:  -1,
 		GTIDIOPos:      m["Gtid_IO_Pos"].String,
+		SSL:            m["Master_SSL_Allowed"].String == "Yes",
+		SSLVerify:      m["Master_SSL_Verify_Server_Cert"].String == "Yes",
 	}
 	if v := m["Seconds_Behind_Master"]; v.Valid {
 		rs.SecondsBehind, _ = strconv.ParseInt(v.String, 10, 64)
