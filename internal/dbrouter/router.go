@@ -15,6 +15,7 @@ package dbrouter
 
 import (
 	"context"
+	"crypto/tls"
 	"database/sql"
 	"database/sql/driver"
 	"errors"
@@ -44,7 +45,13 @@ type Config struct {
 	// WaitTimeout bounds the MASTER_GTID_WAIT of a read-your-writes read on
 	// a replica before the read goes to the primary (default 1s).
 	WaitTimeout time.Duration
-	Logger      *slog.Logger
+	// TLS encrypts the connections to the nodes and verifies their
+	// certificates with it; ServerName empty checks each node's host (an
+	// IP address needs an IP address in the certificate). nil: TLS when a
+	// node offers it, without verification (the MySQL driver's
+	// "preferred", as the mariadb client does by default).
+	TLS    *tls.Config
+	Logger *slog.Logger
 }
 
 // ErrNoPrimary is returned when no writable node is known.
@@ -138,10 +145,16 @@ func Open(ctx context.Context, cfg Config) (*Router, error) {
 		mc.User, mc.Passwd, mc.Net, mc.Addr, mc.DBName = cfg.User, cfg.Password, "tcp", a, cfg.Database
 		mc.Timeout = time.Second
 		mc.ParseTime = true
-		db, err := sql.Open("mysql", mc.FormatDSN())
-		if err != nil {
-			return nil, err
+		if cfg.TLS != nil {
+			mc.TLS = cfg.TLS.Clone()
+		} else {
+			mc.TLSConfig = "preferred"
 		}
+		conn, err := mysql.NewConnector(mc)
+		if err != nil {
+			return nil, fmt.Errorf("dbrouter: node %q: %w", a, err)
+		}
+		db := sql.OpenDB(conn)
 		db.SetConnMaxIdleTime(time.Minute)
 		r.dbs[a] = db
 	}
