@@ -2,6 +2,7 @@ package health
 
 import (
 	"context"
+	"crypto/tls"
 	"database/sql"
 	"errors"
 	"fmt"
@@ -26,6 +27,14 @@ type MySQLCheck struct {
 	MaxLag time.Duration
 	// User and Password to log in with.
 	User, Password string
+	// TLS encrypts the check's connection and verifies the server's
+	// certificate with it (ServerName empty: the host of the server's
+	// address). nil: TLS when the server offers it, unverified (the MySQL
+	// driver's "preferred"), so that a server with
+	// require_secure_transport=ON, which refuses logins without TLS, can
+	// still be checked. The check logs in because the role it checks is
+	// only visible to a session (@@read_only, SHOW SLAVE STATUS).
+	TLS *tls.Config
 }
 
 // MySQL checks the role of a MySQL/MariaDB server. It keeps one connection
@@ -71,6 +80,11 @@ func NewMySQL(addr string, c MySQLCheck) Checker {
 	cfg.Timeout = 5 * time.Second
 	cfg.ReadTimeout = 10 * time.Second
 	cfg.WriteTimeout = 10 * time.Second
+	if c.TLS != nil {
+		cfg.TLS = c.TLS.Clone()
+	} else {
+		cfg.TLSConfig = "preferred"
+	}
 	conn, err := mysql.NewConnector(cfg)
 	if err != nil {
 		m.err = fmt.Errorf("mysql check: %w", err)

@@ -3,6 +3,8 @@ package health
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"database/sql"
 	"fmt"
 	"net"
@@ -17,6 +19,7 @@ import (
 
 	"github.com/go-sql-driver/mysql"
 
+	"fulcrum/internal/edge"
 	"fulcrum/internal/testenv"
 )
 
@@ -35,8 +38,9 @@ type mariadb struct {
 
 func (m *mariadb) addr() string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(m.port)) }
 
-// newMariaDB initialises a data directory and starts mariadbd on it.
-func newMariaDB(t *testing.T, serverID int) *mariadb {
+// newMariaDB initialises a data directory and starts mariadbd on it, with
+// extra arguments.
+func newMariaDB(t *testing.T, serverID int, extra ...string) *mariadb {
 	t.Helper()
 	testenv.Short(t)
 	bins := testenv.Program(t, "mariadb-install-db", "mariadbd")
@@ -66,6 +70,7 @@ func newMariaDB(t *testing.T, serverID int) *mariadb {
 		"--server-id=" + strconv.Itoa(serverID), "--log-bin=mysql-bin", "--skip-name-resolve",
 		"--pid-file=" + filepath.Join(dir, "mysqld.pid"), "--log-error=" + filepath.Join(dir, "error.log"),
 		"--tmpdir=" + tmp, "--innodb-buffer-pool-size=16M", "--innodb-log-file-size=8M", "--performance-schema=off"}
+	m.args = append(m.args, extra...)
 	cfg := mysql.NewConfig()
 	cfg.Net, cfg.Addr, cfg.User = "unix", sock, "root"
 	cfg.Logger = &mysql.NopLogger{}
@@ -308,5 +313,67 @@ func TestReplicaHealth(t *testing.T) {
 				t.Errorf("replicaHealth() = %v, want an error containing %q", err, tt.wantErr)
 			}
 		})
+	}
+}
+
+// TestMySQLTLS checks a server that refuses logins without TLS
+// (require_secure_transport=ON): the check speaks TLS, verified with the
+// server's CA when given one, and fails on a certificate from another CA.
+func TestMySQLTLS(t *testing.T) {
+	dir := t.TempDir()
+	cert, key := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	ca, err := edge.IssueLocalFiles(dir, []string{"127.0.0.1"}, cert, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db := newMariaDB(t, 1, "--ssl-ca="+ca, "--ssl-cert="+cert, "--ssl-key="+key, "--require-secure-transport=ON")
+	db.exec("CREATE USER 'check'@'127.0.0.1' IDENTIFIED BY 'pw'")
+	pool := x509.NewCertPool()
+	if pem, err := os.ReadFile(ca); err != nil || !pool.AppendCertsFromPEM(pem) {
+		t.Fatalf("reading %s: %v", ca, err)
+	}
+	otherCA, err := edge.LocalCA(filepath.Join(dir, "other"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	otherPool := x509.NewCertPool()
+	if pem, err := os.ReadFile(otherCA); err != nil || !otherPool.AppendCertsFromPEM(pem) {
+		t.Fatalf("reading %s: %v", otherCA, err)
+	}
+	for _, tt := range []struct {
+		name string
+		tls  *tls.Config
+		want string
+	}{
+		{"verified", &tls.Config{RootCAs: pool}, ""},
+		{"preferred (no tls configured)", nil, ""},
+		{"other CA", &tls.Config{RootCAs: otherPool}, "certificate signed by unknown authority"},
+		{"wrong name", &tls.Config{RootCAs: pool, ServerName: "db.example"}, "db.example"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			c := NewMySQL(db.addr(), MySQLCheck{Role: "primary", User: "check", Password: "pw", TLS: tt.tls})
+			defer c.(*MySQL).Close()
+			checkErr(t, checkMySQL(c), tt.want)
+			if tt.want != "" {
+				return
+			}
+			var name, cipher string
+			if err := c.(*MySQL).db.QueryRow("SHOW SESSION STATUS LIKE 'Ssl_cipher'").Scan(&name, &cipher); err != nil || cipher == "" {
+				t.Errorf("the check's session: Ssl_cipher = %q, %v; want a cipher", cipher, err)
+			}
+		})
+	}
+	// A client without TLS is refused by the server, as the check would
+	// be if it did not speak TLS.
+	mc := mysql.NewConfig()
+	mc.Net, mc.Addr, mc.User, mc.Passwd, mc.Logger = "tcp", db.addr(), "check", "pw", &mysql.NopLogger{}
+	conn, err := mysql.NewConnector(mc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	plain := sql.OpenDB(conn)
+	defer plain.Close()
+	if err := plain.Ping(); err == nil || !strings.Contains(err.Error(), "Access denied") {
+		t.Errorf("plain login = %v, want access denied", err)
 	}
 }
