@@ -1,8 +1,11 @@
 package config
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
 	"strings"
 	"time"
@@ -22,6 +25,7 @@ import (
 //	  - {name: db3, address: 192.0.2.13:3306}
 //	failover_cooldown: 1h
 //	auto_rejoin: true
+//	tls: {ca: /etc/fulcrum/db-ca.pem}
 //	hooks:
 //	  on_failover: ["logger -t fulcrum \"db failover $FULCRUM_DB_OLD_PRIMARY -> $FULCRUM_DB_NEW_PRIMARY\""]
 type DB struct {
@@ -57,6 +61,10 @@ type DB struct {
 	// always on for a local cluster).
 	AutoRejoin bool    `yaml:"auto_rejoin"`
 	Hooks      DBHooks `yaml:"hooks"`
+	// TLS verifies the nodes' certificates on the manager's connections
+	// (nil: TLS whenever a node offers it, unverified). Replicas the
+	// manager repoints verify their new primary with their own ssl_ca.
+	TLS *DBTLS `yaml:"tls"`
 
 	adminPassword, replPassword string
 }
@@ -80,6 +88,64 @@ type DBHooks struct {
 	OnSwitchover []string `yaml:"on_switchover"`
 	// Timeout bounds one hook (default 30s).
 	Timeout Duration `yaml:"timeout"`
+}
+
+// DBTLS is the `tls` section of a client of MariaDB servers (the manager,
+// the web servers' database, the load balancer's mysql checks): TLS 1.2 or
+// later, the server's certificate verified. MariaDB starts TLS inside its
+// own protocol (an SSL request after the server's greeting), so this is
+// not a TCP backend's `tls` section, which would wrap the whole stream.
+type DBTLS struct {
+	// CA is a PEM file of the authorities the servers' certificates chain
+	// to (required).
+	CA string `yaml:"ca"`
+	// ServerName is the name the certificates must carry (default: the
+	// host of each server's address; an IP address must then be among the
+	// certificate's IP addresses).
+	ServerName string `yaml:"server_name"`
+}
+
+// ClientConfig returns the TLS configuration t describes, reading CA; nil
+// for a nil t.
+func (t *DBTLS) ClientConfig() (*tls.Config, error) {
+	if t == nil {
+		return nil, nil
+	}
+	pool, err := readCAs(t.CA)
+	if err != nil {
+		return nil, err
+	}
+	return &tls.Config{RootCAs: pool, ServerName: t.ServerName, MinVersion: tls.VersionTLS12}, nil
+}
+
+func readCAs(path string) (*x509.CertPool, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(data) {
+		return nil, fmt.Errorf("%s holds no PEM certificate", path)
+	}
+	return pool, nil
+}
+
+// validate checks t; with readFiles it also reads CA, which files whose
+// relative paths are resolved after validation (web.yaml) leave to the
+// program.
+func (t *DBTLS) validate(p string, readFiles bool) []*fieldError {
+	var errs []*fieldError
+	if t.CA == "" {
+		errs = append(errs, errorf(p+".ca", "a CA file is required"))
+	} else if _, err := readCAs(t.CA); err != nil && readFiles {
+		errs = append(errs, errorf(p+".ca", "%q: %v", t.CA, err))
+	}
+	if t.ServerName != "" && !validHostname(t.ServerName) {
+		if _, err := netip.ParseAddr(t.ServerName); err != nil {
+			errs = append(errs, errorf(p+".server_name", "%q: not a DNS name or IP address", t.ServerName))
+		}
+	}
+	return errs
 }
 
 // LoadDB reads, defaults and validates a db.yaml file, and reads its
@@ -170,6 +236,9 @@ func (c *DB) validate() []*fieldError {
 		if _, err := ParseHostPort(n.ReplicationAddress); err != nil {
 			add(errorf(p+".replication_address", "%q: %v", n.ReplicationAddress, err))
 		}
+	}
+	if c.TLS != nil {
+		errs = append(errs, c.TLS.validate("tls", true)...)
 	}
 	if c.Interval.D() < 50*time.Millisecond {
 		add(errorf("interval", "%v: must be at least 50ms", c.Interval.D()))

@@ -147,6 +147,9 @@ type Health struct {
 	MaxLag       Duration `yaml:"max_lag"`
 	User         string   `yaml:"user"`
 	PasswordFile string   `yaml:"password_file"`
+	// TLS verifies the server's certificate on a mysql check's connection
+	// (nil: TLS whenever the server offers it, unverified).
+	TLS *DBTLS `yaml:"tls"`
 }
 
 // Observe is passive health checking, HAProxy's `observe` with `error-limit`.
@@ -402,8 +405,14 @@ func (b *Backend) validate(p string) []*fieldError {
 			if h.User == "" {
 				add(errorf(hp+".user", "a user is required for mysql checks"))
 			}
+			if h.TLS != nil {
+				errs = append(errs, h.TLS.validate(hp+".tls", true)...)
+			}
 		default:
 			add(errorf(hp+".type", "%q: must be tcp, http or mysql", h.Type))
+		}
+		if h.TLS != nil && h.Type != "mysql" {
+			add(errorf(hp+".tls", "only mysql checks take tls (an http check follows the backend's tls)"))
 		}
 		if h.Interval.D() < 10*time.Millisecond {
 			add(errorf(hp+".interval", "%v: must be at least 10ms", h.Interval.D()))

@@ -45,6 +45,20 @@ type Web struct {
 	// Database is the MariaDB cluster the application uses and /healthz
 	// checks (nil: none, and /healthz does not look at a database).
 	Database *WebDatabase `yaml:"database"`
+	// TLS serves Listen over HTTPS only (nil: plain HTTP), for load
+	// balancers whose backend has a `tls` section. The admin address stays
+	// plain HTTP.
+	TLS *WebTLS `yaml:"tls"`
+}
+
+// WebTLS is the certificate a web server serves Listen with: TLS 1.2 or
+// later, HTTP/2 and HTTP/1.1 by ALPN. The files are read at start.
+type WebTLS struct {
+	// Cert is a PEM file of the certificate (chain, leaf first) and Key
+	// its private key (both required); relative paths are taken from the
+	// configuration file's directory.
+	Cert string `yaml:"cert"`
+	Key  string `yaml:"key"`
 }
 
 // Static is a directory served as files.
@@ -102,6 +116,10 @@ type WebDatabase struct {
 	// CheckInterval is how often the router reads each node's role and lag
 	// (default 1s).
 	CheckInterval Duration `yaml:"check_interval"`
+	// TLS verifies the nodes' certificates (nil: TLS whenever a node
+	// offers it, unverified). The CA path is relative to the
+	// configuration file's directory.
+	TLS *DBTLS `yaml:"tls"`
 }
 
 // Apps known to `fulcrum web`.
@@ -160,6 +178,13 @@ func (c *Web) resolvePaths(dir string) {
 	}
 	if c.Database != nil {
 		abs(&c.Database.PasswordFile)
+		if c.Database.TLS != nil {
+			abs(&c.Database.TLS.CA)
+		}
+	}
+	if c.TLS != nil {
+		abs(&c.TLS.Cert)
+		abs(&c.TLS.Key)
 	}
 }
 
@@ -274,6 +299,14 @@ func (c *Web) validate() []*fieldError {
 		if d.CheckInterval.D() < 10*time.Millisecond {
 			add(errorf("database.check_interval", "%v: must be at least 10ms", d.CheckInterval.D()))
 		}
+		if d.TLS != nil {
+			errs = append(errs, d.TLS.validate("database.tls", false)...)
+		}
+	}
+	// The files are read by the server (New), once relative paths are
+	// resolved against the file's directory.
+	if t := c.TLS; t != nil && (t.Cert == "" || t.Key == "") {
+		add(errorf("tls", "cert and key are both required: cert %q, key %q", t.Cert, t.Key))
 	}
 	return errs
 }
