@@ -13,6 +13,7 @@ package web
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -46,6 +47,7 @@ type Server struct {
 	app     *guestbook.App // nil without an application
 	db      *database      // nil without a database
 	ups     []*upstream
+	tls     *tls.Config // nil: plain HTTP
 	// primary reports the database primary for /healthz (nil without a
 	// database); tests replace it.
 	primary func() (string, error)
@@ -77,12 +79,23 @@ func New(cfg *config.Web, log *slog.Logger) (*Server, error) {
 		if err != nil {
 			return nil, err
 		}
+		dbTLS, err := d.TLS.ClientConfig()
+		if err != nil {
+			return nil, fmt.Errorf("database.tls: %w", err)
+		}
 		s.db = newDatabase(dbrouter.Config{
 			Nodes: d.Nodes, User: d.User, Password: pw, Database: d.Name,
-			MaxLag: d.MaxLag.D(), CheckInterval: d.CheckInterval.D(),
+			MaxLag: d.MaxLag.D(), CheckInterval: d.CheckInterval.D(), TLS: dbTLS,
 			Logger: s.log.With("component", "dbrouter"),
 		}, s.log)
 		s.primary = s.db.Primary
+	}
+	if t := cfg.TLS; t != nil {
+		cert, err := tls.LoadX509KeyPair(t.Cert, t.Key)
+		if err != nil {
+			return nil, fmt.Errorf("tls: %w", err)
+		}
+		s.tls = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 	}
 	if cfg.App == "guestbook" {
 		s.app = guestbook.New(guestbook.Config{
@@ -177,7 +190,8 @@ func (s *Server) ListenAndServe(ctx context.Context) error {
 	return s.Serve(ctx, ln)
 }
 
-// Serve serves HTTP on ln, and the admin handler on the configured admin
+// Serve serves HTTP on ln (HTTPS, HTTP/2 and HTTP/1.1, when the
+// configuration has a tls section), and the admin handler on the configured admin
 // address, until ctx ends; then it shuts down gracefully: it answers 503 on
 // /healthz, keeps serving for the configured drain period, stops
 // accepting, lets
@@ -204,6 +218,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 		BaseContext:       func(net.Listener) context.Context { return baseCtx },
+		TLSConfig:         s.tls,
 	}
 	var admin *http.Server
 	if s.cfg.Admin != "" {
@@ -225,8 +240,14 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	addr := ln.Addr().String()
 	s.addr.Store(&addr)
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
-	s.log.Info("web server started", "addr", addr)
+	go func() {
+		if s.tls != nil {
+			errc <- srv.ServeTLS(ln, "", "")
+			return
+		}
+		errc <- srv.Serve(ln)
+	}()
+	s.log.Info("web server started", "addr", addr, "tls", s.tls != nil)
 
 	var err error
 	select {
