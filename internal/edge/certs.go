@@ -45,6 +45,7 @@ type certSource struct {
 	certFile, keyFile   string // empty for a certificate made in memory
 	certStamp, keyStamp fileStamp
 	cert                *tls.Certificate // as loaded, without staple
+	local               *localIssuer     // signs the staple itself (local CA); nil: fetched
 	staple              []byte
 	stapleNext          time.Time // when to fetch the staple again
 	stapleFailed        bool      // the last fetch failed (logged once)
@@ -102,9 +103,10 @@ func (c *Certs) addFile(certFile, keyFile string) error {
 	return nil
 }
 
-// addStatic adds a certificate made in memory.
-func (c *Certs) addStatic(cert *tls.Certificate) {
-	c.sources = append(c.sources, &certSource{cert: cert})
+// addLocal adds a certificate made in memory by the local CA, which
+// signs its staples.
+func (c *Certs) addLocal(cert *tls.Certificate, ca *localIssuer) {
+	c.sources = append(c.sources, &certSource{cert: cert, local: ca})
 }
 
 func (s *certSource) load() error {

@@ -36,18 +36,11 @@ func LocalCA(stateDir string) (caCertPEMPath string, err error) {
 	if stateDir == "" {
 		return "", errors.New("edge: local CA: no state directory")
 	}
-	if err := os.MkdirAll(stateDir, 0o700); err != nil {
-		return "", fmt.Errorf("edge: local CA: %w", err)
-	}
-	lock, err := os.OpenFile(filepath.Join(stateDir, localCALock), os.O_CREATE|os.O_RDWR, 0o600)
+	unlock, err := lockLocalCA(stateDir)
 	if err != nil {
-		return "", fmt.Errorf("edge: local CA: %w", err)
+		return "", err
 	}
-	defer lock.Close()
-	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
-		return "", fmt.Errorf("edge: local CA: lock: %w", err)
-	}
-	defer syscall.Flock(int(lock.Fd()), syscall.LOCK_UN)
+	defer unlock()
 
 	certPath := filepath.Join(stateDir, localCACert)
 	if _, _, err := loadLocalCA(stateDir); err == nil {
@@ -93,6 +86,24 @@ func LocalCA(stateDir string) (caCertPEMPath string, err error) {
 	return certPath, nil
 }
 
+// lockLocalCA takes the lock that serialises changes to the local CA's
+// files among processes sharing stateDir, creating stateDir if needed.
+func lockLocalCA(stateDir string) (unlock func(), err error) {
+	if err := os.MkdirAll(stateDir, 0o700); err != nil {
+		return nil, fmt.Errorf("edge: local CA: %w", err)
+	}
+	lock, err := os.OpenFile(filepath.Join(stateDir, localCALock), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("edge: local CA: %w", err)
+	}
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
+		lock.Close()
+		return nil, fmt.Errorf("edge: local CA: lock: %w", err)
+	}
+	// Closing the file releases the lock.
+	return func() { lock.Close() }, nil
+}
+
 func loadLocalCA(stateDir string) (*x509.Certificate, crypto.Signer, error) {
 	pair, err := tls.LoadX509KeyPair(filepath.Join(stateDir, localCACert), filepath.Join(stateDir, localCAKey))
 	if err != nil {
@@ -112,20 +123,40 @@ func loadLocalCA(stateDir string) (*x509.Certificate, crypto.Signer, error) {
 	return cert, signer, nil
 }
 
-// issueLocal makes a server certificate for names (DNS names or IP
-// addresses) signed by the local CA, valid 90 days; a new one is made at
-// every start.
-func issueLocal(stateDir string, names []string) (*tls.Certificate, error) {
+// localNames are the names of a certificate from the local CA: names, or
+// localhost and the loopback addresses when there are none.
+func localNames(names []string) []string {
 	if len(names) == 0 {
-		names = []string{"localhost", "127.0.0.1", "::1"}
+		return []string{"localhost", "127.0.0.1", "::1"}
 	}
+	return names
+}
+
+// issueLocal makes a server certificate for names (DNS names or IP
+// addresses) signed by the local CA, valid 90 days, and records it among
+// the certificates the CA issued. A new one is made at every start.
+func issueLocal(stateDir string, names []string) (*tls.Certificate, error) {
+	cert, _, err := issueLocalCert(stateDir, names, "")
+	return cert, err
+}
+
+// issueLocalCert is issueLocal naming ocspURL as the certificate's OCSP
+// responder when it is not empty; it also returns the CA, which signs the
+// certificate's OCSP answers. The chain holds the leaf alone.
+func issueLocalCert(stateDir string, names []string, ocspURL string) (*tls.Certificate, *localIssuer, error) {
+	names = localNames(names)
+	unlock, err := lockLocalCA(stateDir)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer unlock()
 	ca, caKey, err := loadLocalCA(stateDir)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	now := time.Now()
 	tmpl := &x509.Certificate{
@@ -136,6 +167,9 @@ func issueLocal(stateDir string, names []string) (*tls.Certificate, error) {
 		KeyUsage:     x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 	}
+	if ocspURL != "" {
+		tmpl.OCSPServer = []string{ocspURL}
+	}
 	for _, n := range names {
 		if a, err := netip.ParseAddr(n); err == nil {
 			tmpl.IPAddresses = append(tmpl.IPAddresses, a.AsSlice())
@@ -145,13 +179,19 @@ func issueLocal(stateDir string, names []string) (*tls.Certificate, error) {
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, key.Public(), caKey)
 	if err != nil {
-		return nil, fmt.Errorf("edge: self-signed certificate: %w", err)
+		return nil, nil, fmt.Errorf("edge: self-signed certificate: %w", err)
 	}
 	leaf, err := x509.ParseCertificate(der)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return &tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}, nil
+	// Recorded before it is served: a client asking the responder about
+	// it must hear "good".
+	if err := recordIssued(stateDir, leaf, now); err != nil {
+		return nil, nil, fmt.Errorf("edge: local CA: recording the certificate issued: %w", err)
+	}
+	cert := &tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}
+	return cert, &localIssuer{cert: ca, key: caKey}, nil
 }
 
 // TrustInstructions tells a person how to make browsers and tools trust

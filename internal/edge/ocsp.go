@@ -14,7 +14,8 @@ import (
 
 // OCSP stapling (RFC 6066 section 8, RFC 6960): when a certificate names an
 // OCSP responder, fetch a signed "good" answer and send it in the handshake,
-// so clients need not ask the responder themselves.
+// so clients need not ask the responder themselves. A certificate from the
+// local CA is stapled with an answer the CA signs here (localocsp.go).
 
 const (
 	ocspRetry   = time.Minute    // after a failed fetch
@@ -33,7 +34,23 @@ func (c *Certs) refreshStaples(ctx context.Context) {
 	changed := false
 	for _, s := range c.sources {
 		leaf := s.cert.Leaf
-		if leaf == nil || len(leaf.OCSPServer) == 0 || now.Before(s.stapleNext) {
+		if leaf == nil || now.Before(s.stapleNext) {
+			continue
+		}
+		if s.local != nil {
+			raw, err := s.local.answer(leaf.SerialNumber, ocsp.Good, 0, now)
+			if err != nil {
+				// Not expected: the key signed the certificate.
+				c.log.Warn("OCSP staple not signed by the local CA", "names", leaf.DNSNames, "err", err)
+				s.stapleNext = now.Add(ocspRetry)
+				changed = dropExpired(s, s.local.cert, now) || changed
+				continue
+			}
+			s.staple, s.stapleNext = raw, now.Add(localOCSPValidity/2)
+			changed = true
+			continue
+		}
+		if len(leaf.OCSPServer) == 0 {
 			continue
 		}
 		if len(s.cert.Certificate) < 2 {
@@ -64,17 +81,25 @@ func (c *Certs) refreshStaples(ctx context.Context) {
 			s.stapleFailed = true
 		}
 		s.stapleNext = now.Add(ocspRetry)
-		// A staple past its NextUpdate must not be served.
-		if s.staple != nil {
-			if r, perr := ocsp.ParseResponse(s.staple, issuer); perr != nil || !r.NextUpdate.IsZero() && now.After(r.NextUpdate) {
-				s.staple = nil
-				changed = true
-			}
-		}
+		changed = dropExpired(s, issuer, now) || changed
 	}
 	if changed {
 		c.publish()
 	}
+}
+
+// dropExpired withdraws s's staple if it is past its NextUpdate (or no
+// longer parses): an expired staple must not be served. It reports whether
+// it did.
+func dropExpired(s *certSource, issuer *x509.Certificate, now time.Time) bool {
+	if s.staple == nil {
+		return false
+	}
+	if r, err := ocsp.ParseResponse(s.staple, issuer); err == nil && (r.NextUpdate.IsZero() || !now.After(r.NextUpdate)) {
+		return false
+	}
+	s.staple = nil
+	return true
 }
 
 // fetchStaple asks leaf's responder about leaf and returns the response if
