@@ -168,7 +168,10 @@ func (l *LB) newFrontendEdge(fc config.Frontend, stateDir string) (*frontendEdge
 	e := &frontendEdge{}
 	var err error
 	if fc.TLS != nil {
-		if e.tls, e.certs, err = edge.ServerTLS(fc.TLS, stateDir, l.log.With("frontend", fc.Name)); err != nil {
+		// Certificates from the local CA name the admin address as their
+		// OCSP responder (edge.NewLocalOCSP, mounted by the admin server).
+		opts := edge.Options{StateDir: stateDir, Log: l.log.With("frontend", fc.Name), OCSPAddr: l.cfg.Admin}
+		if e.tls, e.certs, err = edge.ServerTLSWith(fc.TLS, opts); err != nil {
 			return nil, fmt.Errorf("frontend %q: tls: %w", fc.Name, err)
 		}
 	}
