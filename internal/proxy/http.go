@@ -94,8 +94,12 @@ type HTTPFrontend struct {
 	Name  string
 	Stats Counters
 
-	cfg   atomic.Pointer[HTTPConfig]
-	conns connSet
+	cfg    atomic.Pointer[HTTPConfig]
+	conns  connSet
+	parker parker // idle plain HTTP/1.1 connections, without goroutines
+	// parkAfter is the idle time after which a connection parks (zero:
+	// defaultParkAfter).
+	parkAfter time.Duration
 
 	h2once sync.Once
 	h2     *http2.Server
@@ -122,14 +126,25 @@ func (f *HTTPFrontend) Serve(ln net.Listener) error {
 			c.Close()
 			return
 		}
-		go func() {
-			defer f.conns.remove(cc)
-			if cc.open() {
-				cc.serve()
-			}
-			cc.closeEdge()
-		}()
+		go f.run(cc, true)
 	})
+}
+
+// run serves cc in the calling goroutine until it closes or parks. A
+// connection that parks comes back here, in a new goroutine, when it has
+// something to read, times out or is woken (see parker).
+func (f *HTTPFrontend) run(cc *clientConn, opening bool) {
+	if !opening || cc.open() {
+		for cc.serve() {
+			if f.parker.park(cc, cc.idleLeft(time.Now())) {
+				return // cc belongs to the parker now
+			}
+			cc.noPark = true
+		}
+	}
+	cc.raw.Close()
+	cc.closeEdge()
+	f.conns.remove(cc)
 }
 
 // gate holds the accept loop while the frontend is at MaxConns.
@@ -229,7 +244,9 @@ func (f *HTTPFrontend) handshake(cc *clientConn, tc *tls.Conn) bool {
 // the idle ones, and waits for the rest until ctx is done, then closes them.
 func (f *HTTPFrontend) Shutdown(ctx context.Context) error {
 	f.shutdownH2(ctx)
-	return f.conns.shutdown(ctx)
+	err := f.conns.shutdown(ctx)
+	f.parker.close()
+	return err
 }
 
 // ActiveConns returns the number of open client connections.
@@ -254,13 +271,21 @@ type clientConn struct {
 	*scratch // nil between requests (see getScratch)
 	active   atomic.Bool
 	closing  atomic.Bool
+
+	// idleSince is when the connection began to wait for its next
+	// request; a wait that parks and resumes goes on from it (resumed).
+	idleSince time.Time
+	resumed   bool
+	noPark    bool        // parking failed once: wait in the goroutine
+	parkedFD  int32       // the socket while parked (guarded by the parker's mu); -1: not parked
+	parkTimer *time.Timer // resumes the parked connection at its idle timeout
 }
 
 func (f *HTTPFrontend) newConn(c net.Conn) *clientConn {
 	if tc, ok := c.(*net.TCPConn); ok {
 		tc.SetNoDelay(true)
 	}
-	cc := &clientConn{f: f, c: c, raw: c, dl: deadlines{c: c}, br: newConnReader(c)}
+	cc := &clientConn{f: f, c: c, raw: c, dl: deadlines{c: c}, br: newConnReader(c), parkedFD: -1}
 	if a, ok := c.RemoteAddr().(*net.TCPAddr); ok {
 		ap := a.AddrPort()
 		cc.setClient(ap.Addr().Unmap())
@@ -273,20 +298,51 @@ func (cc *clientConn) setClient(a netip.Addr) {
 	cc.remoteIP = a.String()
 }
 
-func (cc *clientConn) close()          { cc.raw.Close() }
+// close ends the connection; a parked one is resumed first, so that its
+// goroutine sees the close and removes it from the frontend.
+func (cc *clientConn) close() {
+	cc.f.parker.wake(cc)
+	cc.raw.Close()
+}
+
 func (cc *clientConn) isActive() bool  { return cc.active.Load() }
 func (cc *clientConn) setClosing()     { cc.closing.Store(true) }
 func (cc *clientConn) wantClose() bool { return cc.closing.Load() }
 
-// wake interrupts the wait for a next request (see serve).
-func (cc *clientConn) wake() { cc.raw.SetReadDeadline(time.Now()) }
+// wake interrupts the wait for a next request (see serve), or resumes the
+// connection if it is parked.
+func (cc *clientConn) wake() {
+	if !cc.f.parker.wake(cc) {
+		cc.raw.SetReadDeadline(time.Now())
+	}
+}
+
+// canPark reports whether the connection may wait for its next request
+// parked: plain TCP only (no TLS or PROXY header wrapping the socket).
+func (cc *clientConn) canPark() bool {
+	return !cc.noPark && cc.c == cc.raw && cc.br.rc != nil
+}
+
+// idleLeft returns how much of the idle timeout is left at now (zero: no
+// timeout; negative: expired).
+func (cc *clientConn) idleLeft(now time.Time) time.Duration {
+	t := cc.fc.TimeoutClient
+	if t <= 0 {
+		return 0
+	}
+	if left := cc.idleSince.Add(t).Sub(now); left != 0 {
+		return left
+	}
+	return -1
+}
 
 // shutdownLinger is how long an idle connection woken by a shutdown still
 // waits for a request its client may have sent already.
 const shutdownLinger = 100 * time.Millisecond
 
-func (cc *clientConn) serve() {
-	defer cc.close()
+// serve reads and proxies requests until the connection must close
+// (false) or has waited idle long enough to park (true).
+func (cc *clientConn) serve() (park bool) {
 	f := cc.f
 	lingered := false
 	for {
@@ -296,31 +352,62 @@ func (cc *clientConn) serve() {
 		// already on its way is served (and the connection closed after
 		// it) rather than cut off.
 		fc := f.cfg.Load()
+		cc.fc = fc
+		now := time.Now()
+		parking := false
 		if cc.wantClose() {
 			if lingered {
-				return
+				return false
 			}
 			lingered = true
-			cc.dl.rd = time.Now().Add(shutdownLinger)
+			cc.dl.rd = now.Add(shutdownLinger)
 			cc.c.SetReadDeadline(cc.dl.rd)
+		} else if cc.canPark() {
+			// Wait here for a short while, then park for the rest of
+			// the idle timeout.
+			if !cc.resumed {
+				cc.idleSince = now
+			}
+			wait := cc.idleLeft(now)
+			if wait < 0 {
+				return false // the idle timeout passed while parked
+			}
+			if p := f.parkWait(); wait == 0 || wait > p {
+				wait, parking = p, true
+			}
+			cc.dl.read(now, wait)
 		} else {
-			cc.dl.read(time.Now(), fc.TimeoutClient)
+			cc.dl.read(now, fc.TimeoutClient)
 		}
 		if err := cc.br.waitData(); err != nil {
 			if cc.wantClose() && isTimeout(err) && !lingered {
 				continue // woken by the shutdown
 			}
-			return
+			if parking && isTimeout(err) && !cc.wantClose() {
+				if cc.idleLeft(time.Now()) < 0 {
+					return false // the parking deadline's slack ran past the idle timeout
+				}
+				cc.resumed = true
+				return true
+			}
+			return false
 		}
+		cc.resumed = false
 		cc.active.Store(true)
 		cc.getScratch()
 		start := time.Now()
 		fc = f.cfg.Load()
 		cc.fc = fc
 		// The header timeout matters only when the head has not arrived
-		// whole with its first bytes, as it nearly always does.
-		if fc.TimeoutRequestHeader > 0 && !headBuffered(cc.br.buffered()) {
-			cc.dl.read(start, fc.TimeoutRequestHeader)
+		// whole with its first bytes, as it nearly always does. A
+		// connection that waited under the short parking deadline gets
+		// the idle timeout for the rest of its head.
+		if (fc.TimeoutRequestHeader > 0 || cc.canPark()) && !headBuffered(cc.br.buffered()) {
+			if fc.TimeoutRequestHeader > 0 {
+				cc.dl.read(start, fc.TimeoutRequestHeader)
+			} else {
+				cc.dl.read(start, fc.TimeoutClient)
+			}
 		}
 		max := fc.MaxHeaderBytes
 		if max <= 0 {
@@ -332,18 +419,18 @@ func (cc *clientConn) serve() {
 		}
 		if err != nil {
 			if len(cc.req.buf) == 0 && !errors.Is(err, errHeadTooLarge) {
-				return // the client went away before sending anything
+				return false // the client went away before sending anything
 			}
 			f.Stats.ReqErrors.Add(1)
 			cc.writeError(statusFor(err), false)
 			cc.logParseError(err)
 			cc.lingerClose()
-			return
+			return false
 		}
 		keep := cc.handle(start)
 		cc.active.Store(false)
 		if !keep {
-			return
+			return false
 		}
 		cc.releaseWriter()
 		cc.releaseScratch()
