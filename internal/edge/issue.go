@@ -8,6 +8,10 @@ import (
 	"path/filepath"
 )
 
+// LocalCAFile is where LocalCA keeps the local CA's certificate in
+// stateDir, for configurations written before it is created.
+func LocalCAFile(stateDir string) string { return filepath.Join(stateDir, localCACert) }
+
 // IssueLocalFiles writes a server certificate for names (DNS names or IP
 // addresses; the first is its common name) signed by the local CA in
 // stateDir to certFile (PEM, 0644) and its private key to keyFile (PEM
