@@ -64,6 +64,11 @@ type Options struct {
 	// VRRP, when set, returns the virtual routers' states for
 	// /api/status, /api/vrrp and fulcrum_vrrp_* metrics.
 	VRRP func() []vrrp.Status
+	// OCSP, when set, answers OCSP requests under /ocsp/ for the local
+	// CA's certificates. It is served to anyone, without a token: the
+	// answers are signed and public, and clients that check revocation
+	// carry no credentials.
+	OCSP http.Handler
 }
 
 // Admin is the admin endpoint: an http.Handler, and a sampler of request
@@ -102,6 +107,10 @@ func New(opts Options) *Admin {
 
 // ServeHTTP serves the stats page, the API and /metrics.
 func (a *Admin) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if a.opts.OCSP != nil && strings.HasPrefix(r.URL.Path, "/ocsp/") {
+		a.opts.OCSP.ServeHTTP(w, r)
+		return
+	}
 	if !a.allow(w, r) {
 		return
 	}

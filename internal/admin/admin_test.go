@@ -244,3 +244,42 @@ func TestLoopback(t *testing.T) {
 		}
 	}
 }
+
+// TestOCSPWithoutToken: OCSP requests reach the responder without a token
+// (clients checking revocation carry none), the API still needs one, and
+// a token-less request RequireToken guards is refused.
+func TestOCSPWithoutToken(t *testing.T) {
+	ocsp := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ocsp answer") })
+	a, _ := newTestAdmin(t, func(o *Options) { o.Addr, o.Token, o.OCSP = "192.0.2.1:9901", "secret", ocsp })
+	for _, tc := range []struct {
+		method, path, auth string
+		code               int
+	}{
+		{http.MethodPost, "/ocsp/", "", http.StatusOK},
+		{http.MethodGet, "/ocsp/MEMwQTA", "", http.StatusOK},
+		{http.MethodGet, "/api/status", "", http.StatusUnauthorized},
+		{http.MethodGet, "/api/status", "Bearer secret", http.StatusOK},
+	} {
+		req := httptest.NewRequest(tc.method, "http://192.0.2.1:9901"+tc.path, strings.NewReader("x"))
+		if tc.auth != "" {
+			req.Header.Set("Authorization", tc.auth)
+		}
+		rec := httptest.NewRecorder()
+		a.ServeHTTP(rec, req)
+		if rec.Code != tc.code {
+			t.Errorf("%s %s (auth %q) = %d, want %d", tc.method, tc.path, tc.auth, rec.Code, tc.code)
+		}
+	}
+	guarded := RequireToken("secret", ocsp)
+	for auth, code := range map[string]int{"": http.StatusUnauthorized, "Bearer wrong": http.StatusUnauthorized, "Bearer secret": http.StatusOK} {
+		req := httptest.NewRequest(http.MethodGet, "/status", nil)
+		if auth != "" {
+			req.Header.Set("Authorization", auth)
+		}
+		rec := httptest.NewRecorder()
+		guarded.ServeHTTP(rec, req)
+		if rec.Code != code {
+			t.Errorf("RequireToken, Authorization %q = %d, want %d", auth, rec.Code, code)
+		}
+	}
+}

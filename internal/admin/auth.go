@@ -67,11 +67,28 @@ func (a *Admin) allow(w http.ResponseWriter, r *http.Request) bool {
 	return true
 }
 
-func (a *Admin) tokenOK(r *http.Request) bool {
+func (a *Admin) tokenOK(r *http.Request) bool { return bearerOK(r, a.opts.Token) }
+
+// bearerOK reports whether r carries "Authorization: Bearer token".
+func bearerOK(r *http.Request, token string) bool {
 	h := r.Header.Get("Authorization")
 	scheme, tok, ok := strings.Cut(h, " ")
 	if !ok || !strings.EqualFold(scheme, "Bearer") {
 		return false
 	}
-	return subtle.ConstantTimeCompare([]byte(strings.TrimSpace(tok)), []byte(a.opts.Token)) == 1
+	return subtle.ConstantTimeCompare([]byte(strings.TrimSpace(tok)), []byte(token)) == 1
+}
+
+// RequireToken serves h only to requests carrying the bearer token, for
+// the other APIs of fulcrum (the database manager's) that listen beyond
+// loopback.
+func RequireToken(token string, h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !bearerOK(r, token) {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="fulcrum"`)
+			http.Error(w, "a valid bearer token is required (Authorization: Bearer TOKEN)", http.StatusUnauthorized)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/go-sql-driver/mysql"
 
+	adminapi "fulcrum/internal/admin"
 	"fulcrum/internal/config"
 	"fulcrum/internal/dbha"
 )
@@ -147,7 +148,7 @@ func runDBManage(ctx context.Context, e env, args []string) int {
 	// is the manager's to report, once.
 	_ = mysql.SetLogger(driverLog{logger})
 	var cfg dbha.Config
-	addr := defaultDBAdmin
+	addr, token := defaultDBAdmin, ""
 	if *dir != "" {
 		l, err := dbha.OpenLocal(*dir, logger)
 		if err != nil {
@@ -162,6 +163,12 @@ func runDBManage(ctx context.Context, e env, args []string) int {
 			return exitUsage
 		}
 		addr = c.Admin
+		if c.AdminTokenFile != "" {
+			if token, err = adminapi.ReadToken(c.AdminTokenFile); err != nil {
+				fmt.Fprintf(e.stderr, "fulcrum db manage: %s: %v\n", *file, err)
+				return exitUsage
+			}
+		}
 		cfg = dbha.Config{
 			AdminUser: c.AdminUser, AdminPassword: c.AdminPassword(),
 			ReplUser: c.ReplUser, ReplPassword: c.ReplPassword(),
@@ -178,10 +185,10 @@ func runDBManage(ctx context.Context, e env, args []string) int {
 	if *admin != "" {
 		addr = *admin
 	}
-	// POST /switchover changes the primary and carries no authentication:
-	// it is served on loopback only.
-	if host, _, err := net.SplitHostPort(addr); err != nil || !isLoopback(host) {
-		fmt.Fprintf(e.stderr, "fulcrum db manage: admin address %q: must be a loopback address (the API has no authentication)\n", addr)
+	// POST /switchover changes the primary: beyond loopback, only with the
+	// bearer token.
+	if host, _, err := net.SplitHostPort(addr); err != nil || (!isLoopback(host) && token == "") {
+		fmt.Fprintf(e.stderr, "fulcrum db manage: admin address %q: must be a loopback address, or the file's admin_token_file set\n", addr)
 		return exitUsage
 	}
 	m, err := dbha.NewManager(cfg)
@@ -195,7 +202,11 @@ func runDBManage(ctx context.Context, e env, args []string) int {
 		fmt.Fprintf(e.stderr, "fulcrum db manage: admin address: %v\n", err)
 		return exitFailure
 	}
-	srv := &http.Server{Handler: m.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	h := m.Handler()
+	if token != "" {
+		h = adminapi.RequireToken(token, h)
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = srv.Serve(ln) }()
 	logger.Info("db manager running", "admin", ln.Addr().String(), "nodes", len(cfg.Nodes))
 	_ = m.Run(ctx)

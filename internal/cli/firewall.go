@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"os"
 
@@ -51,10 +52,10 @@ func runFirewall(ctx context.Context, e env, args []string) int {
 	fs := newFlags(e, "firewall "+sub, "firewall "+sub+" --host NAME [-c stack.yaml] [--hosts NAME=ADDR,…] [--ssh-port N] [--ssh-from CIDR,…] [--monitoring CIDR,…]"+map[string]string{"apply": " [--force]"}[sub])
 	host := fs.String("host", "", "the node whose host the ruleset is for (lb1, web1, db1, …); every node at its address adds its roles")
 	file := fs.String("c", "", "stack file giving the nodes and their ports (optional)")
-	hosts := fs.String("hosts", "", "node addresses, NAME=ADDR,… (default: lb 192.0.2.11.., web .21.., db .31..; db-manager beside the last db node)")
+	hosts := fs.String("hosts", "", "node addresses, NAME=ADDR,… overriding the stack's hosts (default: lb 192.0.2.11.., web .21.., db .31..; db-manager beside the last db node)")
 	sshPort := fs.Uint("ssh-port", 22, "SSH server port")
 	sshFrom := fs.String("ssh-from", "", "networks allowed to SSH, CIDR,… (default: anywhere)")
-	monitoring := fs.String("monitoring", firewall.DefaultMonitoring.String(), "networks allowed to the admin and /metrics ports, CIDR,… (\"\": none)")
+	monitoring := fs.String("monitoring", "", "networks allowed to the admin and /metrics ports, CIDR,… (default: the stack's monitor address; \"\": none)")
 	var force *bool
 	if sub == "apply" {
 		force = fs.Bool("force", false, "apply even if the ruleset would refuse new connections like this SSH session ($SSH_CONNECTION)")
@@ -92,8 +93,10 @@ func runFirewall(ctx context.Context, e env, args []string) int {
 	if topo.SSHFrom, err = firewall.ParsePrefixes(*sshFrom); err != nil {
 		return usageErr(fmt.Errorf("--ssh-from: %w", err))
 	}
-	if topo.Monitoring, err = firewall.ParsePrefixes(*monitoring); err != nil {
-		return usageErr(fmt.Errorf("--monitoring: %w", err))
+	if flagSet(fs, "monitoring") {
+		if topo.Monitoring, err = firewall.ParsePrefixes(*monitoring); err != nil {
+			return usageErr(fmt.Errorf("--monitoring: %w", err))
+		}
 	}
 	as, err := firewall.ParseAssignments(*hosts)
 	if err != nil {
@@ -135,4 +138,11 @@ func applyFirewall(e env, rs *firewall.Ruleset, force bool) int {
 	}
 	fmt.Fprintf(e.stdout, "applied table inet %s for %s\n", firewall.TableName, rs.Host)
 	return exitOK
+}
+
+// flagSet reports whether the flag was given on the command line.
+func flagSet(fs *flag.FlagSet, name string) bool {
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
 }

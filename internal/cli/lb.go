@@ -19,6 +19,7 @@ import (
 
 	"fulcrum/internal/admin"
 	"fulcrum/internal/config"
+	"fulcrum/internal/edge"
 	"fulcrum/internal/lb"
 	"fulcrum/internal/vrrp"
 )
@@ -128,7 +129,8 @@ func runLB(ctx context.Context, e env, args []string) int {
 			return exitFailure
 		}
 		opts := admin.Options{LB: l, Addr: cfg.Admin, Token: token, Logger: log.With("part", "admin"),
-			Reload: reload, ResponseTimes: func() []admin.ServerTimes { return responseTimes(l) }}
+			Reload: reload, ResponseTimes: func() []admin.ServerTimes { return responseTimes(l) },
+			OCSP: edge.NewLocalOCSP(cfg.StateDir, log.With("part", "ocsp"))}
 		if group != nil {
 			opts.VRRP = group.Status
 		}

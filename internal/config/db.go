@@ -30,9 +30,12 @@ import (
 //	  on_failover: ["logger -t fulcrum \"db failover $FULCRUM_DB_OLD_PRIMARY -> $FULCRUM_DB_NEW_PRIMARY\""]
 type DB struct {
 	// Admin is the address of the manager's status, /metrics and
-	// switchover API (default 127.0.0.1:9910). The API has no
-	// authentication, so it must be a loopback address.
+	// switchover API (default 127.0.0.1:9910). Beyond loopback it requires
+	// AdminTokenFile.
 	Admin string `yaml:"admin"`
+	// AdminTokenFile holds the bearer token every request to Admin must
+	// carry (required when Admin is not a loopback address).
+	AdminTokenFile string `yaml:"admin_token_file"`
 	// AdminUser is the MariaDB account of the manager: it needs SUPER, READ
 	// ONLY ADMIN and the replication privileges.
 	AdminUser         string `yaml:"admin_user"`
@@ -194,8 +197,8 @@ func (c *DB) validate() []*fieldError {
 	add := func(e *fieldError) { errs = append(errs, e) }
 	if _, err := ParseHostPort(c.Admin); err != nil {
 		add(errorf("admin", "%q: %v", c.Admin, err))
-	} else if host, _, _ := net.SplitHostPort(c.Admin); host != "localhost" && !isLoopbackIP(host) {
-		add(errorf("admin", "%q: must be a loopback address (the API has no authentication)", c.Admin))
+	} else if host, _, _ := net.SplitHostPort(c.Admin); host != "localhost" && !isLoopbackIP(host) && c.AdminTokenFile == "" {
+		add(errorf("admin", "%q is not a loopback address: admin_token_file is required", c.Admin))
 	}
 	if c.AdminUser == "" {
 		add(errorf("admin_user", "a user is required"))

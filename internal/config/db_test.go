@@ -60,7 +60,7 @@ func TestParseDBErrors(t *testing.T) {
 		{"missing password file", "admin_user: a\nadmin_password_file: /nonexistent/pw\nrepl_user: r\nrepl_password_file: " + pw + "\nnodes: [{address: 1.2.3.4:1}]\n", "db.yaml:2: admin_password_file: \"/nonexistent/pw\""},
 		{"tiny interval", base + "interval: 1ms\nnodes: [{address: 1.2.3.4:1}]\n", "db.yaml:5: interval: 1ms: must be at least 50ms"},
 		{"no users", "nodes: [{address: 1.2.3.4:1}]\n", "admin_user: a user is required"},
-		{"public admin", base + "admin: 0.0.0.0:9910\nnodes: [{address: 1.2.3.4:1}]\n", "db.yaml:5: admin: \"0.0.0.0:9910\": must be a loopback address"},
+		{"public admin", base + "admin: 0.0.0.0:9910\nnodes: [{address: 1.2.3.4:1}]\n", "db.yaml:5: admin: \"0.0.0.0:9910\" is not a loopback address: admin_token_file is required"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -38,6 +38,16 @@ type Stack struct {
 	// server's /healthz and each database node (default 500ms).
 	HealthInterval Duration `yaml:"health_interval"`
 	DB             StackDB  `yaml:"db"`
+	// Network, Hosts, VIP, Client and Monitor place the parts on separate
+	// hosts: `fulcrum up --netns` builds them as network namespaces, and
+	// `fulcrum firewall` writes each host's rules from them (hosts.go).
+	Network string      `yaml:"network"`
+	Hosts   []StackHost `yaml:"hosts"`
+	VIP     string      `yaml:"vip"`
+	Client  string      `yaml:"client"`
+	Monitor string      `yaml:"monitor"`
+
+	hostsDefaulted bool // Hosts were placed by setHostDefaults, not written
 }
 
 // StackLB is one load balancer of the pair.
@@ -166,6 +176,7 @@ func (c *Stack) setDefaults() {
 	defDur(&d.Interval, 250*time.Millisecond)
 	defDur(&d.FailoverCooldown, 30*time.Second)
 	def(&d.Name, "guestbook")
+	c.setHostDefaults()
 }
 
 func (c *Stack) validate() []*fieldError {
@@ -254,5 +265,5 @@ func (c *Stack) validate() []*fieldError {
 	if !validDBName(d.Name) {
 		add(errorf("db.name", "%q: use 1..64 letters, digits or '_'", d.Name))
 	}
-	return errs
+	return append(errs, c.validateHosts()...)
 }

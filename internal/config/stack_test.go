@@ -155,3 +155,64 @@ func FuzzParseStack(f *testing.F) {
 		}
 	})
 }
+
+func TestStackHosts(t *testing.T) {
+	c := DefaultStack()
+	want := map[string]string{"lb1": "192.0.2.11", "lb2": "192.0.2.12", "web1": "192.0.2.21", "web2": "192.0.2.22",
+		"db1": "192.0.2.31", "db2": "192.0.2.32", DBManagerRole: "192.0.2.32"}
+	for role, addr := range want {
+		if h := c.HostOf(role); h == nil || h.Address != addr {
+			t.Errorf("HostOf(%s) = %+v, want the host at %s", role, h, addr)
+		}
+	}
+	if c.VIP != "192.0.2.10" || c.Client != "192.0.2.100" || c.Monitor != "192.0.2.5" || c.Network != "192.0.2.0/24" {
+		t.Errorf("vip, client, monitor, network = %s, %s, %s, %s", c.VIP, c.Client, c.Monitor, c.Network)
+	}
+	// --replicas after the defaults: the placement follows.
+	c.Replicas = 2
+	if err := c.Check("defaults with --replicas"); err != nil {
+		t.Fatalf("Check() = %v", err)
+	}
+	if h := c.HostOf("db3"); h == nil || h.Address != "192.0.2.33" || c.HostOf(DBManagerRole) != h {
+		t.Errorf("with 2 replicas: db3 on %+v, manager on %+v; want both on 192.0.2.33", h, c.HostOf(DBManagerRole))
+	}
+	// Written hosts stay as written: two parts on one host.
+	c, err := ParseStack("stack.yaml", []byte(`network: 198.51.100.0/24
+hosts:
+  - {name: edge-a, address: 198.51.100.2, roles: [lb1, web1]}
+  - {name: edge-b, address: 198.51.100.3, roles: [lb2, web2]}
+  - {name: data-a, address: 198.51.100.4, roles: [db1]}
+  - {name: data-b, address: 198.51.100.6, roles: [db2, db-manager]}
+`))
+	if err != nil {
+		t.Fatalf("ParseStack() = %v", err)
+	}
+	if h := c.HostOf("web2"); h == nil || h.Name != "edge-b" || c.VIP != "198.51.100.10" {
+		t.Errorf("HostOf(web2) = %+v, vip %s; want edge-b and 198.51.100.10", h, c.VIP)
+	}
+}
+
+func TestStackHostErrors(t *testing.T) {
+	four := "  - {name: a, address: 192.0.2.2, roles: [lb1, web1]}\n  - {name: b, address: 192.0.2.3, roles: [lb2, web2]}\n" +
+		"  - {name: c, address: 192.0.2.4, roles: [db1]}\n"
+	tests := []struct{ name, yaml, want string }{
+		{"network", "network: 2001:db8::/64\n", `stack.yaml:1: network: "2001:db8::/64": want an IPv4 network`},
+		{"vip outside", "vip: 203.0.113.1\n", "vip: 203.0.113.1: not a host address of network 192.0.2.0/24"},
+		{"vip is client", "vip: 192.0.2.100\n", "client: 192.0.2.100 is already the address of vip"},
+		{"missing part", "hosts:\n" + four, "hosts: no host runs db2: every part needs one"},
+		{"unknown part", "hosts:\n" + four + "  - {name: d, address: 192.0.2.5, roles: [db2, db-manager, db9]}\n", `hosts[3].roles[2]: "db9": no such part`},
+		{"part twice", "hosts:\n" + four + "  - {name: d, address: 192.0.2.6, roles: [db1, db2, db-manager]}\n", `stack.yaml:5: hosts[3].roles[0]: "db1" already runs on c`},
+		{"same address", "hosts:\n" + four + "  - {name: d, address: 192.0.2.4, roles: [db2, db-manager]}\n", "hosts[3].address: 192.0.2.4 is already the address of hosts[2].address"},
+		{"monitor taken", "hosts:\n" + four + "  - {name: d, address: 192.0.2.5, roles: [db2, db-manager]}\n", "hosts[3].address: 192.0.2.5 is already the address of monitor"},
+		{"long name", "hosts:\n  - {name: a-very-long-host, address: 192.0.2.2, roles: [lb1]}\n", `hosts[0].name: "a-very-long-host": use 1..12`},
+		{"lb pair on one host", "hosts:\n  - {name: a, address: 192.0.2.2, roles: [lb1, lb2, web1, web2, db1, db2, db-manager]}\n", "lb1 and lb2 run on one host"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := ParseStack("stack.yaml", []byte(tt.yaml))
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("ParseStack() = %v, want an error containing %q", err, tt.want)
+			}
+		})
+	}
+}

@@ -28,6 +28,9 @@ func threeMachines(t *testing.T) *Topology {
 	t.Helper()
 	s := config.DefaultStack()
 	s.Replicas = 2
+	if err := s.Check("three machines"); err != nil {
+		t.Fatal(err)
+	}
 	topo, err := FromStack(s)
 	if err != nil {
 		t.Fatalf("FromStack() = %v", err)

@@ -53,28 +53,19 @@ type Topology struct {
 	Monitoring []netip.Prefix
 }
 
-// Default host addresses (TEST-NET-1, RFC 5737) of FromStack: load
-// balancers from .11, web servers from .21, database nodes from .31.
-var (
-	firstLB  = netip.AddrFrom4([4]byte{192, 0, 2, 11})
-	firstWeb = netip.AddrFrom4([4]byte{192, 0, 2, 21})
-	firstDB  = netip.AddrFrom4([4]byte{192, 0, 2, 31})
-	// DefaultMonitoring is the monitoring host of the default topology.
-	DefaultMonitoring = netip.MustParsePrefix("192.0.2.5/32")
-)
+// DefaultMonitoring is the monitoring host of the default topology: the
+// stack's monitor address.
+var DefaultMonitoring = netip.MustParsePrefix("192.0.2.5/32")
 
 // DBPort is MariaDB's port on a host of its own.
 const DBPort = 3306
 
-// FromStack places the nodes of s (nil: config.DefaultStack()) on separate
-// hosts: lb1, lb2 at 192.0.2.11, .12; web servers from 192.0.2.21; database
-// nodes db1 (the first primary), db2, … from 192.0.2.31, each on port 3306;
-// the database manager beside the last database node, which is a replica at
-// start, so that losing the primary's host leaves the manager up. Service
-// and admin ports come from s. SetAddr moves a node to a real address.
-//
-// The stack file describes one machine and has no host addresses yet; this
-// placement is the firewall's until it does.
+// FromStack places the nodes of s (nil: config.DefaultStack()) on the
+// stack's hosts (s.Hosts; by default lb1, lb2 at 192.0.2.11, .12, web
+// servers from .21, database nodes db1, db2, … from .31 each on port 3306,
+// and the database manager beside the last database node). Service and
+// admin ports come from s; s.Monitor is the monitoring host. SetAddr moves
+// a node to another address.
 func FromStack(s *config.Stack) (*Topology, error) {
 	if s == nil {
 		s = config.DefaultStack()
@@ -82,11 +73,20 @@ func FromStack(s *config.Stack) (*Topology, error) {
 	t := &Topology{
 		FrontPorts: []uint16{80, 443},
 		SSHPort:    22,
-		Monitoring: []netip.Prefix{DefaultMonitoring},
 	}
-	add := func(name string, role Role, addr netip.Addr, listen, admin string) error {
-		n := Node{Name: name, Role: role, Addr: addr}
-		var err error
+	if m, err := netip.ParseAddr(s.Monitor); err == nil {
+		t.Monitoring = []netip.Prefix{netip.PrefixFrom(m, m.BitLen())}
+	}
+	add := func(name string, role Role, listen, admin string) error {
+		h := s.HostOf(name)
+		if h == nil {
+			return fmt.Errorf("firewall: %s %q runs on no host of the stack", role, name)
+		}
+		addr, err := netip.ParseAddr(h.Address)
+		if err != nil {
+			return fmt.Errorf("firewall: host %s: address %q: %w", h.Name, h.Address, err)
+		}
+		n := Node{Name: name, Role: role, Addr: addr.Unmap()}
 		if listen != "" {
 			if n.Port, err = portOf(listen); err != nil {
 				return fmt.Errorf("firewall: %s %q: listen %q: %w", role, name, listen, err)
@@ -100,27 +100,22 @@ func FromStack(s *config.Stack) (*Topology, error) {
 		t.Nodes = append(t.Nodes, n)
 		return nil
 	}
-	nth := func(a netip.Addr, i int) netip.Addr {
-		for range i {
-			a = a.Next()
-		}
-		return a
-	}
-	for i, l := range s.LBs {
-		if err := add(l.Name, RoleLB, nth(firstLB, i), "", l.Admin); err != nil {
+	for _, l := range s.LBs {
+		if err := add(l.Name, RoleLB, "", l.Admin); err != nil {
 			return nil, err
 		}
 	}
-	for i, w := range s.Webs {
-		if err := add(w.Name, RoleWeb, nth(firstWeb, i), w.Listen, w.Admin); err != nil {
+	for _, w := range s.Webs {
+		if err := add(w.Name, RoleWeb, w.Listen, w.Admin); err != nil {
 			return nil, err
 		}
 	}
-	nodes := max(s.Replicas, 0) + 1
-	for i := range nodes {
-		t.Nodes = append(t.Nodes, Node{Name: fmt.Sprintf("db%d", i+1), Role: RoleDB, Addr: nth(firstDB, i), Port: DBPort})
+	for _, n := range s.DBNodeNames() {
+		if err := add(n, RoleDB, fmt.Sprintf(":%d", DBPort), ""); err != nil {
+			return nil, err
+		}
 	}
-	if err := add("db-manager", RoleDBManager, nth(firstDB, nodes-1), "", s.DB.Manager); err != nil {
+	if err := add(config.DBManagerRole, RoleDBManager, "", s.DB.Manager); err != nil {
 		return nil, err
 	}
 	return t, nil

@@ -34,7 +34,9 @@ func TestMain(m *testing.M) {
 		}))
 		os.Exit(0)
 	}
-	os.Exit(m.Run())
+	code := m.Run()
+	testenv.RemoveBuild()
+	os.Exit(code)
 }
 
 // backendProcess starts a backend server process named name and returns its
