@@ -1,0 +1,81 @@
+package netns
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"fulcrum/internal/testenv"
+)
+
+// TestCreateDialRemove builds two hosts, checks that each has its address,
+// that one reaches the other (a refused connection, not silence), that a
+// second run refuses to take over hosts in use, and that Remove leaves
+// nothing.
+func TestCreateDialRemove(t *testing.T) {
+	testenv.Short(t)
+	testenv.Root(t)
+	testenv.Program(t, "ip")
+	b := make([]byte, 3)
+	if _, err := rand.Read(b); err != nil {
+		t.Fatal(err)
+	}
+	prefix := "ft" + hex.EncodeToString(b) + "-"
+	a, c := netip.MustParseAddr("198.51.100.31"), netip.MustParseAddr("198.51.100.32")
+	n, err := Create(prefix, netip.MustParsePrefix("198.51.100.0/24"), []Host{{"a", a}, {"c", c}})
+	if err != nil {
+		t.Fatalf("Create() = %v", err)
+	}
+	removed := false
+	t.Cleanup(func() {
+		if !removed {
+			n.Remove()
+		}
+	})
+	out, err := n.Command("a", "ip", "-o", "-4", "addr", "show", "dev", "eth0").CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "198.51.100.31/24") {
+		t.Errorf("host a's eth0: %v: %s, want 198.51.100.31/24", err, out)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	d, err := n.Dialer(ctx, "c")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dctx, dcancel := context.WithTimeout(ctx, 3*time.Second)
+	defer dcancel()
+	if _, err := d.DialContext(dctx, "tcp", "198.51.100.31:9"); !errors.Is(err, syscall.ECONNREFUSED) {
+		t.Errorf("c → a:9 = %v, want connection refused (a answers, nothing listens)", err)
+	}
+	// A second Create of the same hosts while they exist but run nothing
+	// replaces them (an earlier run that died); with a process inside, it
+	// refuses.
+	sleep := n.Command("a", "sleep", "30")
+	if err := sleep.Start(); err != nil {
+		t.Fatal(err)
+	}
+	_, err = Create(prefix, netip.MustParsePrefix("198.51.100.0/24"), []Host{{"a", a}, {"c", c}})
+	if err == nil || !strings.Contains(err.Error(), "processes") {
+		t.Errorf("Create() over a running host = %v, want a refusal naming the processes", err)
+	}
+	sleep.Process.Kill()
+	sleep.Wait()
+	cancel()
+	if err := n.Remove(); err != nil {
+		t.Fatalf("Remove() = %v", err)
+	}
+	removed = true
+	for _, ns := range []string{"a", "c", "sw"} {
+		if _, err := os.Stat(filepath.Join(Dir, prefix+ns)); err == nil {
+			t.Errorf("namespace %s%s still exists after Remove", prefix, ns)
+		}
+	}
+}
