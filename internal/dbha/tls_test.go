@@ -184,3 +184,39 @@ func TestTLSCluster(t *testing.T) {
 		replicationOverTLS(t, l2, p.Name)
 	})
 }
+
+// TestTLSOnExistingCluster starts a cluster made without TLS again with
+// TLS, as `fulcrum up` does in a state directory from before: the nodes
+// then require TLS and the replicas attached in clear are attached again
+// over TLS.
+func TestTLSOnExistingCluster(t *testing.T) {
+	l := startCluster(t, 2)
+	if err := l.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	caDir := t.TempDir()
+	ca, err := edge.LocalCA(caDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	l2, err := StartLocal(ctx, LocalConfig{Dir: l.Dir(), TLS: &LocalTLS{CA: ca, Issue: func(names []string, cert, key string) error {
+		_, err := edge.IssueLocalFiles(caDir, names, cert, key)
+		return err
+	}}})
+	if l2 != nil {
+		t.Cleanup(func() { _ = l2.Stop() })
+	}
+	if err != nil {
+		t.Fatalf("StartLocal(existing, with TLS) = %v", err)
+	}
+	if _, err := sslCipher(t, l2, l2.Addrs()[0], nil); err == nil {
+		t.Errorf("plain login succeeded, want it refused")
+	}
+	p, err := l2.node(l2.Addrs()[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	replicationOverTLS(t, l2, p.Name)
+}
