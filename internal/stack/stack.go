@@ -271,9 +271,15 @@ func (s *Stack) Run(ctx context.Context) (err error) {
 
 func (s *Stack) start(ctx context.Context) error {
 	s.event("stack", "", "starting the stack in %s", s.dir)
+	// Every hop is encrypted: the nodes require TLS, with certificates
+	// from the local CA.
+	dbTLS, err := localTLS(s.dir)
+	if err != nil {
+		return err
+	}
 	begin := time.Now()
 	l, err := dbha.StartLocal(ctx, dbha.LocalConfig{Dir: filepath.Join(s.dir, "db"), Nodes: s.cfg.Replicas + 1,
-		BasePort: s.cfg.DB.BasePort, Logger: s.log.With("component", "db")})
+		BasePort: s.cfg.DB.BasePort, TLS: dbTLS, Logger: s.log.With("component", "db")})
 	s.local = l
 	if err != nil {
 		return fmt.Errorf("starting the database: %w", err)
@@ -305,6 +311,9 @@ func (s *Stack) start(ctx context.Context) error {
 	// from: made here, once, so that they never race to create it.
 	if s.caPath, err = edge.LocalCA(s.dir); err != nil {
 		return fmt.Errorf("local CA: %w", err)
+	}
+	if err := webCerts(s.dir, s.cfg); err != nil {
+		return err
 	}
 	if s.files, err = writeConfigs(s.dir, s.cfg, nodes, creds); err != nil {
 		return err
@@ -388,6 +397,7 @@ func (s *Stack) waitHealthy(ctx context.Context, limit time.Duration) {
 func createDatabase(ctx context.Context, primary string, c dbha.Credentials, name string) error {
 	mc := mysql.NewConfig()
 	mc.User, mc.Passwd, mc.Net, mc.Addr, mc.Timeout = c.AdminUser, c.AdminPassword, "tcp", primary, 5*time.Second
+	mc.TLSConfig = "preferred" // the nodes refuse logins without TLS
 	db, err := sql.Open("mysql", mc.FormatDSN())
 	if err != nil {
 		return err
