@@ -134,7 +134,13 @@ func (f *HTTPFrontend) Serve(ln net.Listener) error {
 // connection that parks comes back here, in a new goroutine, when it has
 // something to read, times out or is woken (see parker).
 func (f *HTTPFrontend) run(cc *clientConn, opening bool) {
-	if !opening || cc.open() {
+	var ok bool
+	if opening {
+		ok = cc.open()
+	} else {
+		ok = f.parker.resume(cc)
+	}
+	if ok {
 		for cc.serve() {
 			if f.parker.park(cc, cc.idleLeft(time.Now())) {
 				return // cc belongs to the parker now
@@ -142,7 +148,9 @@ func (f *HTTPFrontend) run(cc *clientConn, opening bool) {
 			cc.noPark = true
 		}
 	}
-	cc.raw.Close()
+	if cc.raw != nil {
+		cc.raw.Close()
+	}
 	cc.closeEdge()
 	f.conns.remove(cc)
 }
@@ -276,16 +284,23 @@ type clientConn struct {
 	// request; a wait that parks and resumes goes on from it (resumed).
 	idleSince time.Time
 	resumed   bool
-	noPark    bool        // parking failed once: wait in the goroutine
-	parkedFD  int32       // the socket while parked (guarded by the parker's mu); -1: not parked
-	parkTimer *time.Timer // resumes the parked connection at its idle timeout
+	noPark    bool // parking failed once: wait in the goroutine
+	// The parker's (guarded by its mu; raw too once the connection has
+	// parked once): the socket while parked and while resuming (-1: none),
+	// the idle deadline and its index in the parker's heap (-1: none), and
+	// whether the connection was closed while parked or resuming.
+	parkedFD, resumeFD int32
+	parkIdx            int32
+	parkDue            time.Duration
+	killed             bool
 }
 
 func (f *HTTPFrontend) newConn(c net.Conn) *clientConn {
 	if tc, ok := c.(*net.TCPConn); ok {
 		tc.SetNoDelay(true)
 	}
-	cc := &clientConn{f: f, c: c, raw: c, dl: deadlines{c: c}, br: newConnReader(c), parkedFD: -1}
+	cc := &clientConn{f: f, c: c, raw: c, dl: deadlines{c: c}, br: newConnReader(c),
+		parkedFD: -1, resumeFD: -1, parkIdx: -1}
 	if a, ok := c.RemoteAddr().(*net.TCPAddr); ok {
 		ap := a.AddrPort()
 		cc.setClient(ap.Addr().Unmap())
@@ -300,10 +315,7 @@ func (cc *clientConn) setClient(a netip.Addr) {
 
 // close ends the connection; a parked one is resumed first, so that its
 // goroutine sees the close and removes it from the frontend.
-func (cc *clientConn) close() {
-	cc.f.parker.wake(cc)
-	cc.raw.Close()
-}
+func (cc *clientConn) close() { cc.f.parker.kill(cc) }
 
 func (cc *clientConn) isActive() bool  { return cc.active.Load() }
 func (cc *clientConn) setClosing()     { cc.closing.Store(true) }
@@ -311,11 +323,7 @@ func (cc *clientConn) wantClose() bool { return cc.closing.Load() }
 
 // wake interrupts the wait for a next request (see serve), or resumes the
 // connection if it is parked.
-func (cc *clientConn) wake() {
-	if !cc.f.parker.wake(cc) {
-		cc.raw.SetReadDeadline(time.Now())
-	}
-}
+func (cc *clientConn) wake() { cc.f.parker.wake(cc) }
 
 // canPark reports whether the connection may wait for its next request
 // parked: plain TCP only (no TLS or PROXY header wrapping the socket).

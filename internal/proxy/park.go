@@ -1,6 +1,8 @@
 package proxy
 
 import (
+	"container/heap"
+	"net"
 	"os"
 	"sync"
 	"syscall"
@@ -9,8 +11,8 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// defaultParkAfter is how long a plain HTTP/1.1 client connection waits for its
-// next request in its own goroutine before it is parked (see parker). A
+// defaultParkAfter is how long a plain HTTP/1.1 client connection waits for
+// its next request in its own goroutine before it is parked (see parker). A
 // keep-alive stream under load never pauses this long; a browser's or a
 // pooling client's idle connection does, and then costs no goroutine.
 const defaultParkAfter = 500 * time.Millisecond
@@ -22,61 +24,80 @@ func (f *HTTPFrontend) parkWait() time.Duration {
 	return defaultParkAfter
 }
 
-// parker holds a frontend's idle client connections without a goroutine
-// each: one epoll instance watches their sockets, and a connection whose
-// socket becomes readable (a request, or the client closing), whose idle
-// timeout expires, or that is woken by a shutdown gets a goroutine again.
-// A goroutine's stack is most of the memory an idle connection would
-// otherwise hold. Only plain TCP connections park: TLS and HTTP/2 keep
-// their state in their goroutines.
+// parker holds a frontend's idle client connections with neither a
+// goroutine nor a Go network connection each: a parked connection is its
+// clientConn and a bare socket descriptor in one epoll set. It gets a
+// goroutine and a net.Conn again when its socket becomes readable (a
+// request, or the client closing), when its idle timeout expires, or when
+// a shutdown wakes it. A goroutine's stack, the netFD with its addresses
+// and deadline timers are most of what an idle connection would otherwise
+// hold. Only plain TCP connections park: TLS and HTTP/2 keep their state
+// in their goroutines.
 //
-// The epoll instance is itself watched by the Go network poller, so the
-// parker's goroutine waits without a thread of its own.
+// The epoll set is itself watched by the Go network poller, so the
+// parker's goroutine waits without a thread of its own; one timer stands
+// for all the parked connections' idle timeouts.
 type parker struct {
-	mu     sync.Mutex // guards the fields below
-	epfd   int        // the epoll instance; valid while ep is open
+	mu     sync.Mutex // guards the fields below, and clientConn's raw and parking fields
+	epfd   int        // the epoll set; valid while ep is open
 	ep     *os.File   // nil until the first park
 	conns  map[int32]*clientConn
+	due    parkHeap    // parked connections with an idle timeout, earliest first
+	timer  *time.Timer // fires at due[0].parkDue
+	epoch  time.Time   // parkDue counts from here (monotonic)
 	closed bool
 }
 
-// park hands cc to the parker, to be resumed when its socket is readable
-// or after timeout (zero: no timeout). It returns false, and cc stays with the
-// caller, when the connection cannot park (it is closing, or the parker is
-// closed or failed). After true the caller must not touch cc: it may be
-// resumed at once.
+// park hands cc to the parker, to be resumed when its socket is readable or
+// after timeout (zero: no timeout; negative: at once). It returns false,
+// and cc stays with the caller as it was, when the connection cannot park
+// (it is closing, or the parker is closed or failed). After true the
+// caller must not touch cc: it may be resumed at once.
 func (p *parker) park(cc *clientConn, timeout time.Duration) bool {
 	p.mu.Lock()
-	defer p.mu.Unlock()
 	if p.closed || cc.wantClose() || cc.br.rc == nil {
+		p.mu.Unlock()
 		return false
 	}
 	if p.ep == nil && !p.start() {
+		p.mu.Unlock()
 		return false
 	}
-	fd := int32(-1)
-	if cc.br.rc.Control(func(s uintptr) { fd = int32(s) }) != nil || fd < 0 {
+	// The socket is kept by a descriptor of its own, and the Go
+	// connection closed: only the duplicate holds it open.
+	fd := -1
+	var err error
+	if cerr := cc.br.rc.Control(func(s uintptr) {
+		fd, err = unix.FcntlInt(s, unix.F_DUPFD_CLOEXEC, 0)
+	}); cerr != nil || err != nil {
+		p.mu.Unlock()
 		return false
 	}
-	// One-shot: the first event disarms the socket, and resume removes it.
-	ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLRDHUP | unix.EPOLLONESHOT, Fd: fd}
-	if unix.EpollCtl(p.epfd, unix.EPOLL_CTL_ADD, int(fd), &ev) != nil {
+	// One-shot: the first event disarms the socket, and wake removes it.
+	ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLRDHUP | unix.EPOLLONESHOT, Fd: int32(fd)}
+	if unix.EpollCtl(p.epfd, unix.EPOLL_CTL_ADD, fd, &ev) != nil {
+		unix.Close(fd)
+		p.mu.Unlock()
 		return false
 	}
-	cc.parkedFD = fd
-	p.conns[fd] = cc
+	raw := cc.raw
+	cc.raw, cc.c, cc.br, cc.dl = nil, nil, nil, deadlines{}
+	cc.parkedFD = int32(fd)
+	p.conns[int32(fd)] = cc
+	cc.parkIdx = -1
 	if timeout != 0 {
-		timeout = max(timeout, 0) // expired meanwhile: resume at once
-		if cc.parkTimer == nil {
-			cc.parkTimer = time.AfterFunc(timeout, func() { p.wake(cc) })
-		} else {
-			cc.parkTimer.Reset(timeout)
+		cc.parkDue = time.Since(p.epoch) + max(timeout, 0)
+		heap.Push(&p.due, cc)
+		if cc.parkIdx == 0 {
+			p.timer.Reset(max(timeout, 0))
 		}
 	}
+	p.mu.Unlock()
+	raw.Close()
 	return true
 }
 
-// start creates the epoll instance and the goroutine that waits on it.
+// start creates the epoll set and the goroutine that waits on it.
 func (p *parker) start() bool {
 	fd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
 	if err != nil {
@@ -96,61 +117,129 @@ func (p *parker) start() bool {
 		p.closed = true
 		return false
 	}
-	p.epfd, p.ep, p.conns = fd, ep, map[int32]*clientConn{}
+	p.epfd, p.ep, p.conns, p.epoch = fd, ep, map[int32]*clientConn{}, time.Now()
+	p.timer = time.AfterFunc(time.Hour, p.expire)
+	p.timer.Stop()
 	go p.loop(rc)
 	return true
 }
 
 // loop resumes connections as their sockets report readiness, until the
-// epoll instance is closed.
+// epoll set is closed.
 func (p *parker) loop(rc syscall.RawConn) {
 	events := make([]unix.EpollEvent, 64)
+	var ready []*clientConn
 	for {
 		err := rc.Read(func(fd uintptr) bool {
 			n, err := unix.EpollWait(int(fd), events, 0)
 			if n <= 0 || err != nil {
 				return false // nothing ready (or EINTR): wait for the poller
 			}
+			p.mu.Lock()
 			for _, ev := range events[:n] {
-				p.wakeFD(ev.Fd)
+				if cc := p.conns[ev.Fd]; cc != nil {
+					p.unpark(cc)
+					ready = append(ready, cc)
+				}
 			}
+			p.mu.Unlock()
 			return true
 		})
+		for i, cc := range ready {
+			go cc.f.run(cc, false)
+			ready[i] = nil
+		}
+		ready = ready[:0]
 		if err != nil {
 			return
 		}
 	}
 }
 
-func (p *parker) wakeFD(fd int32) {
+// expire resumes the connections whose idle timeout has come: they close.
+func (p *parker) expire() {
+	var ready []*clientConn
 	p.mu.Lock()
-	cc := p.conns[fd]
+	now := time.Since(p.epoch)
+	for len(p.due) > 0 && p.due[0].parkDue <= now {
+		cc := p.due[0]
+		p.unpark(cc)
+		ready = append(ready, cc)
+	}
+	if len(p.due) > 0 {
+		p.timer.Reset(p.due[0].parkDue - now)
+	}
 	p.mu.Unlock()
-	if cc != nil {
-		p.wake(cc)
+	for _, cc := range ready {
+		go cc.f.run(cc, false)
 	}
 }
 
-// wake resumes cc if it is parked; it reports whether it was.
-func (p *parker) wake(cc *clientConn) bool {
-	p.mu.Lock()
+// unpark takes cc out of the parker (p.mu held); the caller then runs it.
+func (p *parker) unpark(cc *clientConn) {
 	fd := cc.parkedFD
-	if fd < 0 || p.conns[fd] != cc {
-		p.mu.Unlock()
-		return false
-	}
 	delete(p.conns, fd)
-	cc.parkedFD = -1
+	if cc.parkIdx >= 0 {
+		heap.Remove(&p.due, int(cc.parkIdx))
+	}
 	if !p.closed {
 		unix.EpollCtl(p.epfd, unix.EPOLL_CTL_DEL, int(fd), nil)
 	}
-	if cc.parkTimer != nil {
-		// A timer that fired already finds cc not parked, or parked
-		// again later: then it resumes it early, which is harmless.
-		cc.parkTimer.Stop()
+	cc.parkedFD = -1
+	cc.resumeFD = fd
+}
+
+// wake resumes cc if it is parked, else interrupts its wait for a next
+// request (see serve).
+func (p *parker) wake(cc *clientConn) {
+	p.mu.Lock()
+	switch {
+	case cc.parkedFD >= 0:
+		p.unpark(cc)
+		p.mu.Unlock()
+		go cc.f.run(cc, false)
+		return
+	case cc.raw != nil:
+		cc.raw.SetReadDeadline(time.Now())
+	}
+	// Else it is being resumed, and will see it is closing.
+	p.mu.Unlock()
+}
+
+// kill closes cc's connection; a parked or resuming connection is closed
+// by its goroutine.
+func (p *parker) kill(cc *clientConn) {
+	p.mu.Lock()
+	cc.killed = true
+	switch {
+	case cc.parkedFD >= 0:
+		p.unpark(cc)
+		p.mu.Unlock()
+		go cc.f.run(cc, false)
+		return
+	case cc.raw != nil:
+		cc.raw.Close()
 	}
 	p.mu.Unlock()
-	go cc.f.run(cc, false)
+}
+
+// resume gives a connection coming out of the parker a net.Conn again; it
+// returns false when the connection must close.
+func (p *parker) resume(cc *clientConn) bool {
+	file := os.NewFile(uintptr(cc.resumeFD), "")
+	c, err := net.FileConn(file)
+	file.Close()
+	if err != nil {
+		return false
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	cc.resumeFD = -1
+	cc.raw, cc.c, cc.br, cc.dl = c, c, newConnReader(c), deadlines{c: c}
+	if cc.killed {
+		c.Close()
+		return false
+	}
 	return true
 }
 
@@ -165,18 +254,41 @@ func (p *parker) parked() int {
 // fail.
 func (p *parker) close() {
 	p.mu.Lock()
-	p.closed = true
-	var left []*clientConn
+	var ready []*clientConn
 	for _, cc := range p.conns {
-		left = append(left, cc)
+		p.unpark(cc)
+		ready = append(ready, cc)
 	}
-	p.mu.Unlock()
-	for _, cc := range left {
-		p.wake(cc)
-	}
-	p.mu.Lock()
+	p.closed = true
 	if p.ep != nil {
+		p.timer.Stop()
 		p.ep.Close()
 	}
 	p.mu.Unlock()
+	for _, cc := range ready {
+		go cc.f.run(cc, false)
+	}
+}
+
+// parkHeap orders parked connections by idle deadline (container/heap).
+type parkHeap []*clientConn
+
+func (h parkHeap) Len() int           { return len(h) }
+func (h parkHeap) Less(i, j int) bool { return h[i].parkDue < h[j].parkDue }
+func (h parkHeap) Swap(i, j int) {
+	h[i], h[j] = h[j], h[i]
+	h[i].parkIdx, h[j].parkIdx = int32(i), int32(j)
+}
+func (h *parkHeap) Push(x any) {
+	cc := x.(*clientConn)
+	cc.parkIdx = int32(len(*h))
+	*h = append(*h, cc)
+}
+func (h *parkHeap) Pop() any {
+	old := *h
+	cc := old[len(old)-1]
+	old[len(old)-1] = nil
+	*h = old[:len(old)-1]
+	cc.parkIdx = -1
+	return cc
 }
