@@ -136,8 +136,27 @@ func TestTLSCluster(t *testing.T) {
 		}
 	})
 
+	t.Run("manager without a CA", func(t *testing.T) {
+		// Given no TLS settings the manager still reaches nodes that
+		// require TLS: it encrypts whenever a node offers it.
+		cfg := l.ManagerConfig()
+		cfg.TLS = nil
+		m, err := NewManager(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer m.Close()
+		for _, n := range m.Check(context.Background()).Nodes {
+			if !n.Reachable {
+				t.Errorf("%s unreachable: %s", n.Name, n.Error)
+			}
+		}
+	})
+
 	t.Run("failover and rejoin over TLS", func(t *testing.T) {
-		m := testManager(t, l, nil)
+		// No ReplicationCA, as in a db.yaml: the replicas' own ssl_ca
+		// verifies their new primary.
+		m := testManager(t, l, func(c *Config) { c.ReplicationCA = "" })
 		waitFor(t, 10*time.Second, "the manager to find the primary", func() bool { return m.Status().Primary == prim.Name })
 		var name, cipher string
 		if err := m.dbs[prim.Name].QueryRow("SHOW SESSION STATUS LIKE 'Ssl_cipher'").Scan(&name, &cipher); err != nil || cipher == "" {
@@ -152,6 +171,7 @@ func TestTLSCluster(t *testing.T) {
 			newPrim = s.Primary
 			return s.Failovers == 1 && newPrim != prim.Name
 		})
+		t.Logf("failover over TLS: %s promoted in %.0f ms", newPrim, m.Status().LastFailoverSeconds*1000)
 		if err := l.StartNode(context.Background(), prim.Name); err != nil {
 			t.Fatal(err)
 		}
