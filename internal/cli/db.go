@@ -169,7 +169,13 @@ func runDBManage(ctx context.Context, e env, args []string) int {
 				return exitUsage
 			}
 		}
+		tlsCfg, err := c.TLS.ClientConfig()
+		if err != nil {
+			fmt.Fprintf(e.stderr, "fulcrum db manage: %s: tls: %v\n", *file, err)
+			return exitUsage
+		}
 		cfg = dbha.Config{
+			TLS:       tlsCfg,
 			AdminUser: c.AdminUser, AdminPassword: c.AdminPassword(),
 			ReplUser: c.ReplUser, ReplPassword: c.ReplPassword(),
 			Interval: c.Interval.D(), CheckTimeout: c.CheckTimeout.D(),

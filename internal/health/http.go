@@ -3,6 +3,7 @@ package health
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -22,6 +23,11 @@ type HTTPCheck struct {
 	// ExpectLo..ExpectHi is the healthy status range (default 200-399:
 	// HAProxy's 2xx and 3xx). ExpectHi 0 means ExpectLo alone.
 	ExpectLo, ExpectHi int
+	// TLS sends the check over TLS with this configuration, as HAProxy's
+	// check-ssl (nil: plain HTTP). ServerName empty: the host of the
+	// server's address. A server that only speaks TLS answers a plain
+	// request with 400, which would fail the check.
+	TLS *tls.Config
 }
 
 // HTTP checks that a server answers a request with a status in range and a
@@ -31,7 +37,8 @@ type HTTP struct {
 	req    []byte
 	method string
 	lo, hi int
-	err    error // a configuration error, returned by every Check
+	tls    *tls.Config // nil: plain HTTP
+	err    error       // a configuration error, returned by every Check
 }
 
 var _ Checker = (*HTTP)(nil)
@@ -44,6 +51,14 @@ var _ Checker = (*HTTP)(nil)
 // hosts. A configuration error is returned by every Check.
 func NewHTTP(addr string, c HTTPCheck) Checker {
 	h := &HTTP{addr: addr, method: c.Method, lo: c.ExpectLo, hi: c.ExpectHi}
+	if c.TLS != nil {
+		h.tls = c.TLS.Clone()
+		if h.tls.ServerName == "" {
+			h.tls.ServerName, _, _ = net.SplitHostPort(addr)
+		}
+		// The check speaks HTTP/1.1 on its own.
+		h.tls.NextProtos = []string{"http/1.1"}
+	}
 	if h.method == "" {
 		h.method = "OPTIONS"
 	}
@@ -92,6 +107,13 @@ func (h *HTTP) Check(ctx context.Context) error {
 	// A cancel without a deadline still unblocks reads and writes.
 	stop := context.AfterFunc(ctx, func() { c.SetDeadline(time.Unix(1, 0)) })
 	defer stop()
+	if h.tls != nil {
+		tc := tls.Client(c, h.tls)
+		if err := tc.HandshakeContext(ctx); err != nil {
+			return fmt.Errorf("http check: tls: %w", err)
+		}
+		c = tc
+	}
 
 	if _, err := c.Write(h.req); err != nil {
 		return fmt.Errorf("http check: sending request: %w", err)

@@ -3,6 +3,8 @@ package health
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"net"
 	"net/http"
@@ -286,5 +288,36 @@ func TestErrHTTPWrapped(t *testing.T) {
 	addr := rawServer(t, "nonsense\r\n", false, nil)
 	if err := checkHTTP(addr, HTTPCheck{}, time.Second); !errors.Is(err, errHTTP) {
 		t.Errorf("Check() = %v, want an error wrapping errHTTP", err)
+	}
+}
+
+// TestHTTPCheckTLS checks an HTTPS-only server: over TLS, verified, the
+// check passes; plain HTTP gets the server's 400; an unknown CA or a
+// wrong name fails the handshake.
+func TestHTTPCheckTLS(t *testing.T) {
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/healthz" {
+			http.NotFound(w, r)
+		}
+	}))
+	defer srv.Close()
+	addr := srv.Listener.Addr().String()
+	pool := x509.NewCertPool()
+	pool.AddCert(srv.Certificate())
+	for _, tt := range []struct {
+		name string
+		tls  *tls.Config
+		want string
+	}{
+		{"verified", &tls.Config{RootCAs: pool}, ""},
+		{"plain", nil, "status 400"},
+		{"unknown CA", &tls.Config{}, "http check: tls: "},
+		{"wrong name", &tls.Config{RootCAs: pool, ServerName: "web.example"}, "web.example"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			defer cancel()
+			checkErr(t, NewHTTP(addr, HTTPCheck{Path: "/healthz", Method: "GET", TLS: tt.tls}).Check(ctx), tt.want)
+		})
 	}
 }

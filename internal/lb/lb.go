@@ -319,7 +319,13 @@ func (l *LB) newMonitor(bc config.Backend, addr string, s *Server) *health.Monit
 			checker = health.NewTCP(addr)
 		case "http":
 			lo, hi, _ := config.ParseStatusRange(h.Expect)
-			checker = health.NewHTTP(addr, health.HTTPCheck{Method: h.Method, Path: h.Path, Host: h.Host, ExpectLo: lo, ExpectHi: hi})
+			// A TLS backend's servers are checked over TLS, with the
+			// backend's settings (HAProxy's check-ssl).
+			tlsCfg, err := backendTLS(bc)
+			if err != nil {
+				log.Error("http check: backend tls", "error", err)
+			}
+			checker = health.NewHTTP(addr, health.HTTPCheck{Method: h.Method, Path: h.Path, Host: h.Host, ExpectLo: lo, ExpectHi: hi, TLS: tlsCfg})
 		case "mysql":
 			pw := ""
 			if h.PasswordFile != "" {
@@ -329,7 +335,11 @@ func (l *LB) newMonitor(bc config.Backend, addr string, s *Server) *health.Monit
 				}
 				pw = strings.TrimSpace(string(b))
 			}
-			checker = health.NewMySQL(addr, health.MySQLCheck{Role: h.Role, MaxLag: h.MaxLag.D(), User: h.User, Password: pw})
+			tlsCfg, err := h.TLS.ClientConfig()
+			if err != nil {
+				log.Error("mysql check: tls", "error", err)
+			}
+			checker = health.NewMySQL(addr, health.MySQLCheck{Role: h.Role, MaxLag: h.MaxLag.D(), User: h.User, Password: pw, TLS: tlsCfg})
 		}
 	}
 	if o != nil {
