@@ -27,17 +27,22 @@ func defaultStackDir() string {
 // runUp is `fulcrum up`: the whole stack in the foreground until SIGINT or
 // SIGTERM, then every child stopped.
 func runUp(ctx context.Context, e env, args []string) int {
-	fs := newFlags(e, "up", "up [-c stack.yaml] [--dir DIR] [--fresh] [--replicas N]")
+	fs := newFlags(e, "up", "up [-c stack.yaml] [--dir DIR] [--fresh] [--replicas N] [--netns]")
 	file := fs.String("c", "", "stack file changing the built-in addresses (optional)")
 	dir := fs.String("dir", defaultStackDir(), "state directory: database, generated configurations, logs")
 	fresh := fs.Bool("fresh", false, "wipe the state directory first (data and roles otherwise persist)")
 	replicas := fs.Int("replicas", 0, "MariaDB replicas beside the primary (default 1, or replicas: in the stack file)")
+	hosts := fs.Bool("netns", false, "run every host of the stack file's hosts: as a network namespace of its own, with a client host, a real VRRP VIP and the host firewalls (root; state directory default: DIR-netns)")
 	if ok, st := parseFlags(fs, args); !ok {
 		return st
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(e.stderr, "fulcrum up: unexpected argument %q\n", fs.Arg(0))
 		return exitUsage
+	}
+	if *hosts && !flagSet(fs, "dir") {
+		// Its own cluster: the database's addresses are the hosts'.
+		*dir += "-netns"
 	}
 	cfg := config.DefaultStack()
 	name := "defaults"
@@ -68,7 +73,7 @@ func runUp(ctx context.Context, e env, args []string) int {
 	}
 	// Progress and events go to DIR/logs/up.log; the terminal keeps the
 	// status line. Events also show in `fulcrum status` and the dashboard.
-	s, err := stack.New(stack.Options{Dir: *dir, Config: cfg, Fresh: *fresh, Out: e.stdout, Terminal: terminal, Width: width})
+	s, err := stack.New(stack.Options{Dir: *dir, Config: cfg, Fresh: *fresh, Out: e.stdout, Terminal: terminal, Width: width, NetNS: *hosts})
 	if err != nil {
 		fmt.Fprintf(e.stderr, "fulcrum up: %v\n", err)
 		return exitUsage

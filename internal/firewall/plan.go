@@ -75,10 +75,15 @@ func Plan(t *Topology, host string) (*Ruleset, error) {
 				p.from(lb, Rule{Proto: TCP, DPort: n.Port, Comment: fmt.Sprintf("%s: web from the load balancers", n.Name)})
 			}
 		case RoleDB:
-			// The load balancers proxy and health-check the database
-			// ports; web servers route to the nodes themselves; the
-			// manager and the other nodes replicate and fail over.
-			for _, c := range single(t.withRole(RoleWeb, RoleDBManager, RoleDB, RoleLB)) {
+			// Web servers route to the nodes themselves; the manager
+			// and the other nodes replicate and fail over; the load
+			// balancers, when they serve database ports, proxy and
+			// health-check them.
+			clients := []Role{RoleWeb, RoleDBManager, RoleDB}
+			if t.DBThroughLB {
+				clients = append(clients, RoleLB)
+			}
+			for _, c := range single(t.withRole(clients...)) {
 				p.from(c, Rule{Proto: TCP, DPort: n.Port, Comment: fmt.Sprintf("%s: mariadb from the stack", n.Name)})
 			}
 		}

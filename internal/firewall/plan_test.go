@@ -315,3 +315,22 @@ func TestRuleCheck(t *testing.T) {
 		})
 	}
 }
+
+// TestDBThroughLB: the load balancers reach MariaDB only when they serve
+// database ports; the web servers always do.
+func TestDBThroughLB(t *testing.T) {
+	for _, through := range []bool{true, false} {
+		topo := defaultTopology(t)
+		topo.DBThroughLB = through
+		rs, err := Plan(topo, "db1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := slices.Contains(rs.Ports(lb1, db1), DBPort); got != through {
+			t.Errorf("DBThroughLB %v: lb1 → db1:3306 allowed = %v, want %v", through, got, through)
+		}
+		if !slices.Contains(rs.Ports(web1, db1), DBPort) {
+			t.Errorf("DBThroughLB %v: web1 → db1:3306 refused, want allowed", through)
+		}
+	}
+}

@@ -48,6 +48,9 @@ type Topology struct {
 	SSHPort uint16
 	// SSHFrom are the networks SSH accepts (nil: anywhere).
 	SSHFrom []netip.Prefix
+	// DBThroughLB: the load balancers serve database ports (the stack's
+	// db.writes and db.reads), so they reach MariaDB too.
+	DBThroughLB bool
 	// Monitoring are the networks that may reach admin and /metrics ports
 	// (default 192.0.2.5/32; nil after FromStack: nobody).
 	Monitoring []netip.Prefix
@@ -71,8 +74,9 @@ func FromStack(s *config.Stack) (*Topology, error) {
 		s = config.DefaultStack()
 	}
 	t := &Topology{
-		FrontPorts: []uint16{80, 443},
-		SSHPort:    22,
+		FrontPorts:  []uint16{80, 443},
+		SSHPort:     22,
+		DBThroughLB: s.DB.Writes != "",
 	}
 	if m, err := netip.ParseAddr(s.Monitor); err == nil {
 		t.Monitoring = []netip.Prefix{netip.PrefixFrom(m, m.BitLen())}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"os"
+	"path/filepath"
 	"runtime"
 
 	"golang.org/x/sys/unix"
@@ -30,9 +32,15 @@ type dialResult struct {
 
 // Dialer returns a dialer from the named host, until ctx ends.
 func (n *Net) Dialer(ctx context.Context, host string) (*Dialer, error) {
-	f, err := n.Open(host)
+	return NewDialer(ctx, n.NS(host))
+}
+
+// NewDialer returns a dialer from the named network namespace (under
+// Dir), until ctx ends.
+func NewDialer(ctx context.Context, ns string) (*Dialer, error) {
+	f, err := os.Open(filepath.Join(Dir, ns))
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("netns: %w", err)
 	}
 	d := &Dialer{reqs: make(chan dialReq), done: make(chan struct{})}
 	ready := make(chan error, 1)
@@ -43,7 +51,7 @@ func (n *Net) Dialer(ctx context.Context, host string) (*Dialer, error) {
 		// going back to the scheduler inside another namespace.
 		runtime.LockOSThread()
 		if err := unix.Setns(int(f.Fd()), unix.CLONE_NEWNET); err != nil {
-			ready <- fmt.Errorf("netns: joining %s: %w", n.NS(host), err)
+			ready <- fmt.Errorf("netns: joining %s: %w", ns, err)
 			return
 		}
 		ready <- nil
@@ -77,4 +85,3 @@ func (d *Dialer) DialContext(ctx context.Context, network, addr string) (net.Con
 	res := <-r.reply
 	return res.c, res.err
 }
-

@@ -20,6 +20,8 @@ type child struct {
 	exe  string
 	args []string
 	log  string // file receiving its stdout and stderr
+	// netns is the network namespace of its host ("": this machine's).
+	netns string
 	// onExit is called, from the goroutine that waited for it, when the
 	// process ends on its own or is killed (not when stopped by stop).
 	onExit func(c *child, err error)
@@ -47,6 +49,10 @@ func (c *child) start() error {
 	}
 	fmt.Fprintf(f, "--- %s: starting %s %v\n", time.Now().Format(time.RFC3339), c.exe, c.args)
 	cmd := exec.Command(c.exe, c.args...)
+	if c.netns != "" {
+		// ip execs the program inside the namespace: the pid stays.
+		cmd = exec.Command("ip", append([]string{"netns", "exec", c.netns, c.exe}, c.args...)...)
+	}
 	cmd.Stdout, cmd.Stderr = f, f
 	// Its own process group: the terminal's Ctrl-C reaches fulcrum up
 	// alone, which stops the children in order. Pdeathsig: if fulcrum up

@@ -87,6 +87,16 @@ func (s *Stack) poll(ctx context.Context) {
 				return
 			}
 			lbs[i].AdminUp = true
+			// The election says who is active: the master holds the
+			// front address (a VIP on its host, or the local address).
+			var routers []struct {
+				State string `json:"state"`
+			}
+			if s.getJSON(ctx, "http://"+l.Admin+"/api/vrrp", &routers) == nil {
+				for _, r := range routers {
+					lbs[i].Active = lbs[i].Active || r.State == "master"
+				}
+			}
 			for _, b := range api.Backends {
 				for _, sv := range b.Servers {
 					lbs[i].Servers = append(lbs[i].Servers, ServerHealth{Backend: b.Name, Name: sv.Name, State: sv.State, Rate: sv.Rate})
@@ -98,7 +108,7 @@ func (s *Stack) poll(ctx context.Context) {
 	for i, w := range c.Webs {
 		ch := s.byName[w.Name]
 		webs[i] = WebState{Name: w.Name, Listen: w.Listen, Admin: w.Admin, Links: []Link{
-			{"site", "http://" + w.Listen + "/"}, {"status", "http://" + w.Admin + "/status"}, {"/metrics", "http://" + w.Admin + "/metrics"}}}
+			{"site", "https://" + w.Listen + "/"}, {"status", "http://" + w.Admin + "/status"}, {"/metrics", "http://" + w.Admin + "/metrics"}}}
 		if ch != nil {
 			webs[i].PID, webs[i].Running, webs[i].Exit = ch.pid(), ch.running(), ch.exitStatus()
 		}
@@ -148,16 +158,10 @@ func (s *Stack) poll(ctx context.Context) {
 	}()
 	wg.Wait()
 
-	var pids []int
-	for _, l := range lbs {
-		pids = append(pids, l.PID)
-	}
 	active := ""
-	if owner := listenerOwner(c.Front, pids); owner != 0 {
-		for i := range lbs {
-			if lbs[i].PID == owner {
-				lbs[i].Active, active = true, lbs[i].Name
-			}
+	for _, l := range lbs {
+		if l.Active && active == "" {
+			active = l.Name
 		}
 	}
 	mgr.Reachable = msOK

@@ -24,6 +24,8 @@ import (
 	"fulcrum/internal/config"
 	"fulcrum/internal/dbha"
 	"fulcrum/internal/edge"
+	"fulcrum/internal/firewall"
+	"fulcrum/internal/netns"
 )
 
 // Options configure a Stack.
@@ -51,6 +53,11 @@ type Options struct {
 	// PollInterval is how often the state is read from the components
 	// (default 1s).
 	PollInterval time.Duration
+	// NetNS runs every host of Config.Hosts as a network namespace of its
+	// own, with a real VRRP VIP and each host's firewall, plus a client
+	// host and the monitor host the stack's own polls come from (needs
+	// root). This machine's network is never used.
+	NetNS bool
 }
 
 // Stack is a running `fulcrum up`.
@@ -62,7 +69,9 @@ type Stack struct {
 	local  *dbha.Local
 	files  *files
 	http   *http.Client
-	caPath string // the local CA's certificate (PEM), to trust for the HTTPS front
+	caPath string          // the local CA's certificate (PEM), to trust for the HTTPS front
+	net    *netns.Net      // the hosts, with --netns
+	netCtx context.Context // ends the monitor host's dialer
 
 	children []*child // in topology order: lbs, webs, manager
 	byName   map[string]*child
@@ -89,7 +98,7 @@ const maxEvents = 200
 // missing, with the command that installs them.
 func CheckPrerequisites() error {
 	var missing []string
-	for _, p := range []string{"mariadbd", "mariadb-install-db"} {
+	for _, p := range []string{"mariadbd", "mariadb-install-db", "ip"} {
 		if _, err := exec.LookPath(p); err != nil {
 			missing = append(missing, p)
 		}
@@ -97,8 +106,8 @@ func CheckPrerequisites() error {
 	if len(missing) == 0 {
 		return nil
 	}
-	return fmt.Errorf("%s not found on PATH (%s): install MariaDB with\n"+
-		"    sudo apt-get install -y mariadb-server mariadb-client\n"+
+	return fmt.Errorf("%s not found on PATH (%s): install them with\n"+
+		"    sudo apt-get install -y mariadb-server mariadb-client iproute2\n"+
 		"or run `make demo`, which installs them and starts the stack "+
 		"(on Debian the server is /usr/sbin/mariadbd: add /usr/sbin to PATH if it is installed)",
 		strings.Join(missing, " and "), os.Getenv("PATH"))
@@ -127,8 +136,13 @@ func New(opt Options) (*Stack, error) {
 	if opt.PollInterval <= 0 {
 		opt.PollInterval = time.Second
 	}
+	if opt.NetNS {
+		if opt.Config, err = onHosts(opt.Config); err != nil {
+			return nil, fmt.Errorf("stack: %w", err)
+		}
+	}
 	s := &Stack{opt: opt, cfg: opt.Config, log: opt.Log, dir: dir, byName: map[string]*child{},
-		http:     &http.Client{Timeout: 800 * time.Millisecond, Transport: &http.Transport{DisableKeepAlives: true}},
+		http:     &http.Client{Timeout: 800 * time.Millisecond, Transport: &http.Transport{DisableKeepAlives: true, DialContext: (&net.Dialer{}).DialContext}},
 		prevReqs: map[string]uint64{}, nodeRunning: map[string]bool{}, seenServer: map[string]string{}}
 	return s, nil
 }
@@ -185,6 +199,14 @@ func processAlive(pid int) bool {
 // is taken (by a stack already running with the defaults, say).
 func (s *Stack) checkPorts(dbPorts bool) error {
 	c := s.cfg
+	if s.opt.NetNS {
+		// Everything else listens inside the hosts.
+		ln, err := net.Listen("tcp", c.Dashboard)
+		if err != nil {
+			return fmt.Errorf("dashboard: %w", err)
+		}
+		return ln.Close()
+	}
 	addrs := []string{c.Dashboard, c.Front, c.FrontTLS, c.DB.Writes, c.DB.Reads, c.DB.Manager}
 	for _, l := range c.LBs {
 		addrs = append(addrs, l.Admin)
@@ -257,6 +279,10 @@ func (s *Stack) Run(ctx context.Context) (err error) {
 			os.Remove(filepath.Join(s.dir, fileName))
 		}
 	}()
+	defer s.removeNet()
+	netCtx, stopDialer := context.WithCancel(context.Background())
+	s.netCtx = netCtx
+	defer stopDialer()
 	defer s.stopAll()
 	if err := s.start(ctx); err != nil {
 		return err
@@ -271,15 +297,27 @@ func (s *Stack) Run(ctx context.Context) (err error) {
 
 func (s *Stack) start(ctx context.Context) error {
 	s.event("stack", "", "starting the stack in %s", s.dir)
+	dbCfg := dbha.LocalConfig{Dir: filepath.Join(s.dir, "db"), Nodes: s.cfg.Replicas + 1,
+		BasePort: s.cfg.DB.BasePort, Logger: s.log.With("component", "db")}
+	if s.opt.NetNS {
+		if err := s.startNet(); err != nil {
+			return err
+		}
+		dbCfg.BasePort = firewall.DBPort
+		dbCfg.Hosts, dbCfg.NetNS = dbHosts(s.cfg)
+		if err := checkPlacement(dbCfg); err != nil {
+			return err
+		}
+	}
 	// Every hop is encrypted: the nodes require TLS, with certificates
 	// from the local CA.
 	dbTLS, err := localTLS(s.dir)
 	if err != nil {
 		return err
 	}
+	dbCfg.TLS = dbTLS
 	begin := time.Now()
-	l, err := dbha.StartLocal(ctx, dbha.LocalConfig{Dir: filepath.Join(s.dir, "db"), Nodes: s.cfg.Replicas + 1,
-		BasePort: s.cfg.DB.BasePort, TLS: dbTLS, Logger: s.log.With("component", "db")})
+	l, err := dbha.StartLocal(ctx, dbCfg)
 	s.local = l
 	if err != nil {
 		return fmt.Errorf("starting the database: %w", err)
@@ -304,7 +342,7 @@ func (s *Stack) start(ctx context.Context) error {
 	s.event("db", "", "database nodes up in %v: %s (primary %s)", time.Since(begin).Round(time.Millisecond),
 		strings.Join(nodeAddrs(nodes), ", "), l.Addrs()[0])
 	creds := l.Credentials()
-	if err := createDatabase(ctx, l.Addrs()[0], creds, s.cfg.DB.Name); err != nil {
+	if err := createDatabase(ctx, l, creds, s.cfg.DB.Name); err != nil {
 		return err
 	}
 	// The local CA both load balancers issue the HTTPS front's certificate
@@ -315,11 +353,11 @@ func (s *Stack) start(ctx context.Context) error {
 	if err := webCerts(s.dir, s.cfg); err != nil {
 		return err
 	}
-	if s.files, err = writeConfigs(s.dir, s.cfg, nodes, creds); err != nil {
+	if s.files, err = writeConfigs(s.dir, s.cfg, nodes, creds, s.net != nil); err != nil {
 		return err
 	}
 	add := func(name, kind string, args ...string) {
-		c := &child{name: name, kind: kind, exe: s.opt.Exe, args: args,
+		c := &child{name: name, kind: kind, exe: s.opt.Exe, args: args, netns: s.hostNS(name),
 			log: filepath.Join(s.dir, "logs", name+".log"), onExit: s.exited}
 		s.children = append(s.children, c)
 		s.byName[name] = c
@@ -361,10 +399,19 @@ func webNames(c *config.Stack) []string {
 	return out
 }
 
+// dial connects from where the stack's parts are reached: this machine,
+// or the monitor host with --netns.
+func (s *Stack) dial(ctx context.Context, network, addr string) (net.Conn, error) {
+	return s.http.Transport.(*http.Transport).DialContext(ctx, network, addr)
+}
+
 func (s *Stack) waitListening(ctx context.Context, addr string, limit time.Duration) {
 	deadline := time.Now().Add(limit)
 	for time.Now().Before(deadline) && ctx.Err() == nil {
-		if c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond); err == nil {
+		dctx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+		c, err := s.dial(dctx, "tcp", addr)
+		cancel()
+		if err == nil {
 			c.Close()
 			return
 		}
@@ -391,13 +438,20 @@ func (s *Stack) waitHealthy(ctx context.Context, limit time.Duration) {
 	}
 }
 
-// createDatabase creates the application's database with the admin user and
+// createDatabase creates the application's database on the primary and
 // grants the application user on it: the application user may create
-// tables, not databases.
-func createDatabase(ctx context.Context, primary string, c dbha.Credentials, name string) error {
+// tables, not databases. It connects as root through the primary's unix
+// socket, which no firewall between the hosts stands in the way of.
+func createDatabase(ctx context.Context, l *dbha.Local, c dbha.Credentials, name string) error {
+	primary := l.Addrs()[0]
+	var sock string
+	for _, n := range l.Nodes() {
+		if n.Addr == primary {
+			sock = n.Socket()
+		}
+	}
 	mc := mysql.NewConfig()
-	mc.User, mc.Passwd, mc.Net, mc.Addr, mc.Timeout = c.AdminUser, c.AdminPassword, "tcp", primary, 5*time.Second
-	mc.TLSConfig = "preferred" // the nodes refuse logins without TLS
+	mc.User, mc.Net, mc.Addr, mc.Timeout = "root", "unix", sock, 5*time.Second
 	db, err := sql.Open("mysql", mc.FormatDSN())
 	if err != nil {
 		return err
@@ -448,6 +502,18 @@ func (s *Stack) stopAll() {
 	s.event("stack", "", "stack stopped")
 }
 
+// removeNet removes the hosts once nothing runs in them.
+func (s *Stack) removeNet() {
+	if s.net == nil {
+		return
+	}
+	if err := s.net.Remove(); err != nil {
+		s.event("stack", "", "removing the hosts: %v", err)
+		return
+	}
+	s.event("stack", "", "hosts removed")
+}
+
 // exited reports a child that died (chaos or crash).
 func (s *Stack) exited(c *child, err error) {
 	s.event("down", c.name, "%s (%s) %s; not restarted: `fulcrum chaos restore %s` brings it back", c.name, c.kind, describeExit(err), c.name)
@@ -495,6 +561,9 @@ func (s *Stack) getJSON(ctx context.Context, url string, v any) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return err
+	}
+	if s.files != nil && s.files.token != "" {
+		req.Header.Set("Authorization", "Bearer "+s.files.token)
 	}
 	resp, err := s.http.Do(req)
 	if err != nil {

@@ -3,6 +3,7 @@ package stack
 import (
 	"fmt"
 	"io"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -135,7 +136,9 @@ func WriteStatus(w io.Writer, st *State, events int) error {
 		}
 		fmt.Fprintf(tw, "%s\tmariadb\t%s\t-\t%s\t%s\n", n.Name, nodeWord(n), n.Addr, detail)
 	}
-	fmt.Fprintf(tw, "db ports\tlb\t-\t-\twrites %s, reads %s\theld by the active load balancer\n", st.DBWrites, st.DBReads)
+	if st.DBWrites != "" {
+		fmt.Fprintf(tw, "db ports\tlb\t-\t-\twrites %s, reads %s\theld by the active load balancer\n", st.DBWrites, st.DBReads)
+	}
 	if err := tw.Flush(); err != nil {
 		return err
 	}
@@ -170,10 +173,23 @@ func (s *Stack) printIntro(w io.Writer) {
 		fmt.Fprintf(w, "  %-18s http://%s  (stats, /metrics)\n", l.Name+" admin", l.Admin)
 	}
 	for _, x := range c.Webs {
-		fmt.Fprintf(w, "  %-18s http://%s  (status http://%s/status)\n", x.Name, x.Listen, x.Admin)
+		fmt.Fprintf(w, "  %-18s https://%s  (status http://%s/status)\n", x.Name, x.Listen, x.Admin)
 	}
 	fmt.Fprintf(w, "  db manager         http://%s/status\n", c.DB.Manager)
-	fmt.Fprintf(w, "  database ports     writes %s, reads %s  (credentials: %s/db/cluster.env)\n\n", c.DB.Writes, c.DB.Reads, s.dir)
+	if c.DB.Writes != "" {
+		fmt.Fprintf(w, "  database ports     writes %s, reads %s  (credentials: %s/db/cluster.env)\n", c.DB.Writes, c.DB.Reads, s.dir)
+	}
+	if s.net != nil {
+		fmt.Fprintf(w, "\n  hosts: network namespaces on %s, each firewalled\n", c.Network)
+		for _, h := range c.Hosts {
+			fmt.Fprintf(w, "    %-12s %-15s %-24s ip netns exec %s …\n", h.Name, h.Address, strings.Join(h.Roles, " "), s.net.NS(h.Name))
+		}
+		fmt.Fprintf(w, "    %-12s %-15s %-24s ip netns exec %s curl http://%s/\n", clientHost, c.Client, "the outside world", s.net.NS(clientHost), c.VIP)
+		fmt.Fprintf(w, "    %-12s %-15s %-24s ip netns exec %s curl -H \"Authorization: Bearer $(cat TOKEN)\" http://%s/\n",
+			monitorHost, c.Monitor, "monitoring, the polls", s.net.NS(monitorHost), c.LBs[0].Admin)
+		fmt.Fprintf(w, "  admin APIs need the bearer token in %s\n", filepath.Join(s.dir, "secrets", "admin.token"))
+	}
+	fmt.Fprintln(w)
 	st := s.State()
 	_ = WriteStatus(w, &st, 0)
 	fmt.Fprintf(w, "\nbreak it: fulcrum chaos kill lb1|web1|db-primary --dir %s; see it: fulcrum status --dir %s; stop: Ctrl-C\n\n", s.dir, s.dir)

@@ -14,7 +14,7 @@ func TestWriteConfigs(t *testing.T) {
 	c := config.DefaultStack()
 	nodes := []dbha.LocalNode{{Name: "db1", Addr: "127.0.0.1:13306"}, {Name: "db2", Addr: "127.0.0.1:13307"}}
 	creds := dbha.Credentials{AdminUser: "adm", AdminPassword: "a-pw", ReplUser: "rep", ReplPassword: "r-pw", AppUser: "app", AppPassword: "p-pw"}
-	fs, err := writeConfigs(dir, c, nodes, creds)
+	fs, err := writeConfigs(dir, c, nodes, creds, false)
 	if err != nil {
 		t.Fatalf("writeConfigs() = %v", err)
 	}
@@ -84,5 +84,54 @@ func TestWriteConfigs(t *testing.T) {
 	fi, err := os.Stat(w.Database.PasswordFile)
 	if err != nil || fi.Mode().Perm() != 0o600 {
 		t.Errorf("password file mode = %v, want 0600", fi.Mode())
+	}
+}
+
+// TestWriteConfigsOnHosts is the --netns placement: every part on its
+// host's address, the VIP held by VRRP on eth0, no database ports on the
+// load balancers.
+func TestWriteConfigsOnHosts(t *testing.T) {
+	c, err := onHosts(config.DefaultStack())
+	if err != nil {
+		t.Fatal(err)
+	}
+	nodes := []dbha.LocalNode{{Name: "db1", Addr: "192.0.2.31:3306"}, {Name: "db2", Addr: "192.0.2.32:3306"}}
+	fs, err := writeConfigs(t.TempDir(), c, nodes, dbha.Credentials{AdminUser: "a", ReplUser: "r", AppUser: "p"}, true)
+	if err != nil {
+		t.Fatalf("writeConfigs() = %v", err)
+	}
+	lb, err := config.LoadLB(fs.lb["lb2"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if lb.VRRP.Mode == "local" || lb.VRRP.Interface != "eth0" || strings.Join(lb.VRRP.VirtualIPs, ",") != "192.0.2.10/32" || lb.VRRP.Priority != 100 {
+		t.Errorf("lb2 vrrp = %+v, want ip mode on eth0 holding 192.0.2.10/32 at priority 100", lb.VRRP)
+	}
+	var binds []string
+	for _, f := range lb.Frontends {
+		binds = append(binds, f.Name+"="+strings.Join(f.Bind, ","))
+	}
+	if got, want := strings.Join(binds, " "), "www=192.0.2.10:80 www-tls=192.0.2.10:443"; got != want {
+		t.Errorf("frontends = %s, want %s", got, want)
+	}
+	if len(lb.Backends) != 1 || lb.Admin != "192.0.2.12:9902" {
+		t.Errorf("%d backends, admin %s; want only web, admin on lb2's host", len(lb.Backends), lb.Admin)
+	}
+	if s := lb.Backends[0].Servers; len(s) != 2 || s[1].Address != "192.0.2.22:9102" {
+		t.Errorf("web servers = %+v, want web2 at 192.0.2.22:9102", s)
+	}
+	w, err := config.LoadWeb(fs.web["web1"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w.Listen != "192.0.2.21:9101" || w.Admin != "192.0.2.21:9111" || strings.Join(w.Database.Nodes, ",") != "192.0.2.31:3306,192.0.2.32:3306" {
+		t.Errorf("web1 listen %s, admin %s, database %v", w.Listen, w.Admin, w.Database.Nodes)
+	}
+	if c.DB.Manager != "192.0.2.32:9910" {
+		t.Errorf("manager on %s, want beside db2 at 192.0.2.32:9910", c.DB.Manager)
+	}
+	addrs, namespaces := dbHosts(c)
+	if strings.Join(addrs, ",") != "192.0.2.31,192.0.2.32" || strings.Join(namespaces, ",") != "fulcrum-db1,fulcrum-db2" {
+		t.Errorf("dbHosts() = %v, %v", addrs, namespaces)
 	}
 }

@@ -185,7 +185,7 @@ func TestDashboardInBrowser(t *testing.T) {
 	st := u.waitFor(t, "the stack to be healthy", 120*time.Second, healthy)
 	wd := startBrowser(t)
 
-	c := newClient(u.front)
+	c := newClient(u.front, nil)
 	stop := make(chan struct{})
 	wg := c.run(stop, 2)
 	defer func() { close(stop); wg.Wait() }()
