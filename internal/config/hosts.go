@@ -115,7 +115,11 @@ func (c *Stack) validateHosts() []*fieldError {
 	}
 	address("vip", c.VIP)
 	address("client", c.Client)
-	address("monitor", c.Monitor)
+	// The monitoring host may be one of the stack's (Prometheus beside
+	// the manager, say): checked for its network only.
+	if m, err := netip.ParseAddr(c.Monitor); err != nil || !m.Is4() || !net.Contains(m) {
+		add(errorf("monitor", "%q: want an IPv4 address in network %s", c.Monitor, net))
+	}
 	// Every part on exactly one host.
 	parts := []string{DBManagerRole}
 	for _, l := range c.LBs {

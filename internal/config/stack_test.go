@@ -203,7 +203,7 @@ func TestStackHostErrors(t *testing.T) {
 		{"unknown part", "hosts:\n" + four + "  - {name: d, address: 192.0.2.5, roles: [db2, db-manager, db9]}\n", `hosts[3].roles[2]: "db9": no such part`},
 		{"part twice", "hosts:\n" + four + "  - {name: d, address: 192.0.2.6, roles: [db1, db2, db-manager]}\n", `stack.yaml:5: hosts[3].roles[0]: "db1" already runs on c`},
 		{"same address", "hosts:\n" + four + "  - {name: d, address: 192.0.2.4, roles: [db2, db-manager]}\n", "hosts[3].address: 192.0.2.4 is already the address of hosts[2].address"},
-		{"monitor taken", "hosts:\n" + four + "  - {name: d, address: 192.0.2.5, roles: [db2, db-manager]}\n", "hosts[3].address: 192.0.2.5 is already the address of monitor"},
+		{"monitor outside", "monitor: 203.0.113.5\n", `monitor: "203.0.113.5": want an IPv4 address in network 192.0.2.0/24`},
 		{"long name", "hosts:\n  - {name: a-very-long-host, address: 192.0.2.2, roles: [lb1]}\n", `hosts[0].name: "a-very-long-host": use 1..12`},
 		{"lb pair on one host", "hosts:\n  - {name: a, address: 192.0.2.2, roles: [lb1, lb2, web1, web2, db1, db2, db-manager]}\n", "lb1 and lb2 run on one host"},
 	}

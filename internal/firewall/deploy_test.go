@@ -128,7 +128,12 @@ func TestDeployGuide(t *testing.T) {
 // arguments, through the package's API.
 func planFromArgs(t *testing.T, args []string) *firewall.Ruleset {
 	t.Helper()
-	flag := func(name string) string { return args[slices.Index(args, name)+1] }
+	flag := func(name string) string {
+		if i := slices.Index(args, name); i >= 0 {
+			return args[i+1]
+		}
+		return ""
+	}
 	s, err := config.LoadStack(flag("-c"))
 	if err != nil {
 		t.Fatal(err)
@@ -146,8 +151,10 @@ func planFromArgs(t *testing.T, args []string) *firewall.Ruleset {
 			t.Fatal(err)
 		}
 	}
-	if topo.Monitoring, err = firewall.ParsePrefixes(flag("--monitoring")); err != nil {
-		t.Fatal(err)
+	if slices.Contains(args, "--monitoring") {
+		if topo.Monitoring, err = firewall.ParsePrefixes(flag("--monitoring")); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if topo.SSHFrom, err = firewall.ParsePrefixes(flag("--ssh-from")); err != nil {
 		t.Fatal(err)

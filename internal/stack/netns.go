@@ -97,6 +97,11 @@ func (s *Stack) startNet() error {
 	if err != nil {
 		return err
 	}
+	for _, h := range c.Hosts {
+		if h.Address == c.Monitor {
+			return fmt.Errorf("monitor %s is host %s's address: with --netns the monitor is a host of its own", c.Monitor, h.Name)
+		}
+	}
 	var hosts []netns.Host
 	for _, h := range c.Hosts {
 		hosts = append(hosts, netns.Host{Name: h.Name, Addr: netip.MustParseAddr(h.Address)})
