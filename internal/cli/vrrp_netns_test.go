@@ -14,6 +14,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -26,6 +27,7 @@ import (
 	"testing"
 	"time"
 
+	"fulcrum/internal/netns"
 	"fulcrum/internal/testenv"
 )
 
@@ -39,15 +41,16 @@ const (
 	netnsClientEnv = "FULCRUM_VRRP_NETNS_CLIENT"
 )
 
-// vrrpLab is a switch namespace with a bridge and one namespace per host,
-// each connected by a veth pair and numbered 192.0.2.11, .12, … (TEST-NET-1).
-// Nothing is created in the host's own namespace; Cleanup deletes all.
+// vrrpLab is one network namespace per host on a bridge (internal/netns),
+// numbered 192.0.2.11, .12, … (TEST-NET-1). Nothing is created in the
+// machine's own namespace; Cleanup deletes all.
 type vrrpLab struct {
 	t      *testing.T
 	prefix string
 	dir    string
-	hosts  map[string]int // name → index: address 192.0.2.11+index, switch port p<index>
+	hosts  map[string]int // name → index: address 192.0.2.11+index
 	seq    int            // numbers the files of successive processes
+	net    *netns.Net
 }
 
 var vrrpLabSeq atomic.Int32
@@ -66,23 +69,17 @@ func newVRRPLab(t *testing.T, hosts ...string) *vrrpLab {
 	needsVRRPLab(t)
 	fulcrumBinary(t) // build before anything runs against a clock
 	l := &vrrpLab{t: t, prefix: fmt.Sprintf("fln%d-%d-", os.Getpid(), vrrpLabSeq.Add(1)), dir: t.TempDir(), hosts: map[string]int{}}
-	sw := l.prefix + "sw"
-	l.run("ip", "netns", "add", sw)
-	t.Cleanup(func() { exec.Command("ip", "netns", "del", sw).Run() })
-	l.run("ip", "-n", sw, "link", "add", "br0", "type", "bridge", "forward_delay", "0")
-	l.run("ip", "-n", sw, "link", "set", "br0", "up")
+	var hs []netns.Host
 	for i, h := range hosts {
-		ns := l.ns(h)
 		l.hosts[h] = i
-		l.run("ip", "netns", "add", ns)
-		t.Cleanup(func() { exec.Command("ip", "netns", "del", ns).Run() })
-		port := fmt.Sprintf("p%d", i)
-		l.run("ip", "-n", sw, "link", "add", port, "type", "veth", "peer", "name", "eth0", "netns", ns)
-		l.run("ip", "-n", sw, "link", "set", port, "master", "br0", "up")
-		l.run("ip", "-n", ns, "addr", "add", l.addr(h)+"/24", "dev", "eth0")
-		l.run("ip", "-n", ns, "link", "set", "eth0", "up")
-		l.run("ip", "-n", ns, "link", "set", "lo", "up")
+		hs = append(hs, netns.Host{Name: h, Addr: netip.MustParseAddr(l.addr(h))})
 	}
+	n, err := netns.Create(l.prefix, netip.MustParsePrefix("192.0.2.0/24"), hs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.net = n
+	t.Cleanup(func() { n.Remove() })
 	return l
 }
 
@@ -111,8 +108,9 @@ func (l *vrrpLab) holdsAddr(host, addr string) bool {
 // link sets host's switch port up or down: a cut cable.
 func (l *vrrpLab) link(host string, up bool) {
 	l.t.Helper()
-	state := map[bool]string{false: "down", true: "up"}[up]
-	l.run("ip", "-n", l.prefix+"sw", "link", "set", fmt.Sprintf("p%d", l.hosts[host]), state)
+	if err := l.net.SetLink(host, up); err != nil {
+		l.t.Fatal(err)
+	}
 }
 
 // holdsOnly waits until the VIP is on host and on none of others.

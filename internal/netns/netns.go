@@ -64,6 +64,11 @@ func Create(prefix string, network netip.Prefix, hosts []Host) (n *Net, err erro
 		ns, port := prefix+h.Name, fmt.Sprintf("p%d", i)
 		steps = append(steps,
 			[]string{"netns", "add", ns},
+			// No IPv6 duplicate address detection: addresses are unique
+			// here by construction, and a tentative link-local address
+			// could not send (VRRPv3 adverts) until it ends. Set before
+			// eth0 arrives, which takes the namespace's defaults.
+			[]string{"netns", "exec", ns, "sh", "-c", "echo 0 > /proc/sys/net/ipv6/conf/default/accept_dad 2>/dev/null || true"},
 			// Created inside the switch with the other end moved straight
 			// into the host: this machine never sees either end.
 			[]string{"-n", sw, "link", "add", port, "type", "veth", "peer", "name", "eth0", "netns", ns},

@@ -2,6 +2,7 @@ package vrrp
 
 import (
 	"fmt"
+	"net/netip"
 	"os"
 	"os/exec"
 	"strings"
@@ -11,16 +12,18 @@ import (
 	"time"
 
 	"fulcrum/internal/config"
+	"fulcrum/internal/netns"
 	"fulcrum/internal/testenv"
 )
 
-// lab is a switch namespace with a bridge and one namespace per host, each
-// connected by a veth pair and numbered 192.0.2.11, .12, … (TEST-NET-1).
-// Nothing is created in the host's own namespace; Cleanup deletes all.
+// lab is one network namespace per host on a bridge (internal/netns),
+// numbered 192.0.2.11, .12, … (TEST-NET-1). Nothing is created in the
+// machine's own namespace; Cleanup deletes all.
 type lab struct {
 	t      *testing.T
 	prefix string
-	hosts  map[string]int // name → index (address 192.0.2.11+index, port p<index> on the switch)
+	hosts  map[string]int // name → index (address 192.0.2.11+index)
+	net    *netns.Net
 }
 
 var labSeq atomic.Int32
@@ -33,26 +36,22 @@ func newLab(t *testing.T, hosts ...string) *lab {
 	testenv.Root(t)
 	testenv.Program(t, "ip")
 	l := &lab{t: t, prefix: fmt.Sprintf("fvr%d-%d-", os.Getpid(), labSeq.Add(1)), hosts: map[string]int{}}
-	sw := l.prefix + "sw"
-	l.run("ip", "netns", "add", sw)
-	t.Cleanup(func() { exec.Command("ip", "netns", "del", sw).Run() })
-	l.run("ip", "-n", sw, "link", "add", "br0", "type", "bridge", "forward_delay", "0")
-	l.run("ip", "-n", sw, "link", "set", "br0", "up")
+	var hs []netns.Host
 	for i, h := range hosts {
-		ns := l.ns(h)
 		l.hosts[h] = i
-		l.run("ip", "netns", "add", ns)
-		t.Cleanup(func() { exec.Command("ip", "netns", "del", ns).Run() })
-		port := fmt.Sprintf("p%d", i)
-		l.run("ip", "-n", sw, "link", "add", port, "type", "veth", "peer", "name", "eth0", "netns", ns)
-		l.run("ip", "-n", sw, "link", "set", port, "master", "br0", "up")
-		l.run("ip", "-n", ns, "addr", "add", l.addr(h)+"/24", "dev", "eth0")
-		// IPv6 from the documentation prefix (RFC 3849), without duplicate
-		// address detection so that link-local sources are usable at once.
-		l.run("ip", "netns", "exec", ns, "sh", "-c", "echo 0 > /proc/sys/net/ipv6/conf/eth0/accept_dad")
+		hs = append(hs, netns.Host{Name: h, Addr: netip.MustParseAddr(l.addr(h))})
+	}
+	n, err := netns.Create(l.prefix, netip.MustParsePrefix("192.0.2.0/24"), hs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.net = n
+	t.Cleanup(func() { n.Remove() })
+	for _, h := range hosts {
+		ns := l.ns(h)
+		// IPv6 from the documentation prefix (RFC 3849); netns hosts
+		// skip duplicate address detection.
 		l.run("ip", "-n", ns, "addr", "add", l.addr6(h)+"/64", "dev", "eth0", "nodad")
-		l.run("ip", "-n", ns, "link", "set", "eth0", "up")
-		l.run("ip", "-n", ns, "link", "set", "lo", "up")
 	}
 	return l
 }
@@ -95,11 +94,9 @@ func (l *lab) neighbour(host, addr string) string {
 
 // link sets the switch port of host up or down: a cut cable.
 func (l *lab) link(host string, up bool) {
-	state := "down"
-	if up {
-		state = "up"
+	if err := l.net.SetLink(host, up); err != nil {
+		l.t.Fatal(err)
 	}
-	l.run("ip", "-n", l.prefix+"sw", "link", "set", fmt.Sprintf("p%d", l.hosts[host]), state)
 }
 
 func (l *lab) addr6(host string) string { return fmt.Sprintf("2001:db8::%d", 11+l.hosts[host]) }
