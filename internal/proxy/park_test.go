@@ -3,6 +3,7 @@ package proxy
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -281,6 +282,81 @@ func TestParkingConcurrent(t *testing.T) {
 	}
 	wg.Wait()
 	waitConns(t, p.f, 0)
+}
+
+// A resumed connection still forwards its client's address.
+func TestParkedKeepsClientAddress(t *testing.T) {
+	seen := make(chan string, 2)
+	addr := backend(t, func(w http.ResponseWriter, r *http.Request) {
+		seen <- r.Header.Get("X-Forwarded-For") + " " + r.Header.Get("Forwarded")
+	})
+	bal, _ := balance.New("roundrobin", []balance.Server{{Weight: 1}})
+	s := NewServer("s1", addr, 0)
+	b := NewBackend("b", bal, []*Server{s}, BackendConfig{ConnectTimeout: time.Second, ServerTimeout: 5 * time.Second})
+	f := NewHTTPFrontend("f", &HTTPConfig{Default: b, TimeoutClient: 5 * time.Second})
+	f.parkAfter = 30 * time.Millisecond
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go f.Serve(ln)
+	t.Cleanup(func() {
+		ln.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		f.Shutdown(ctx)
+		s.CloseIdle()
+	})
+	c := dial(t, ln.Addr().String())
+	br := bufio.NewReader(c)
+	for i := 0; i < 2; i++ {
+		io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if got, want := <-seen, "127.0.0.1 for=127.0.0.1;proto=http;host=\"x\""; got != want {
+			t.Errorf("request %d: server saw %q, want %q", i, got, want)
+		}
+		waitParked(t, f, 1)
+	}
+}
+
+// TLS connections keep their goroutine: their state lives in crypto/tls.
+func TestTLSConnectionDoesNotPark(t *testing.T) {
+	bal, _ := balance.New("roundrobin", []balance.Server{{Weight: 1}})
+	s := NewServer("s1", backend(t, named("a")), 0)
+	b := NewBackend("b", bal, []*Server{s}, BackendConfig{ConnectTimeout: time.Second, ServerTimeout: 5 * time.Second})
+	cert, pool := selfSigned(t)
+	f := NewHTTPFrontend("f", &HTTPConfig{Default: b, TimeoutClient: 5 * time.Second,
+		TLS: &tls.Config{Certificates: []tls.Certificate{cert}, NextProtos: []string{"http/1.1"}}})
+	f.parkAfter = 20 * time.Millisecond
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go f.Serve(ln)
+	t.Cleanup(func() {
+		ln.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		f.Shutdown(ctx)
+		s.CloseIdle()
+	})
+	c, err := tls.Dial("tcp", ln.Addr().String(), &tls.Config{RootCAs: pool, NextProtos: []string{"http/1.1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	br := bufio.NewReader(c)
+	get(t, c, br, "/1")
+	time.Sleep(150 * time.Millisecond)
+	if n := f.parker.parked(); n != 0 {
+		t.Errorf("parked connections = %d, want 0 (TLS)", n)
+	}
+	get(t, c, br, "/2")
 }
 
 // BenchmarkIdleConnMemory opens keep-alive connections that each carry one
