@@ -176,6 +176,11 @@ func (cc *clientConn) open() bool {
 		if !fc.Limiter.Acquire(cc.peer) {
 			cc.f.Stats.RateLimited.Add(1)
 			cc.writeStatus(429, false, "Retry-After: 1\r\n")
+			// Closed, but not before the client has read the answer:
+			// its unread request would reset it away. Meanwhile the
+			// connection no longer counts as held.
+			cc.f.conns.remove(cc)
+			cc.lingerClose()
 			return false
 		}
 		cc.limiter = fc.Limiter
