@@ -164,7 +164,7 @@ func TestParkedPipelining(t *testing.T) {
 
 // A connection under steady keep-alive traffic never parks.
 func TestBusyConnectionDoesNotPark(t *testing.T) {
-	p := startParkingProxy(t, 200*time.Millisecond, 5*time.Second)
+	p := startParkingProxy(t, defaultParkAfter, 5*time.Second)
 	c := dial(t, p.addr)
 	br := bufio.NewReader(c)
 	for i := 0; i < 40; i++ {
