@@ -318,8 +318,8 @@ func (cc *clientConn) setClient(a netip.Addr) {
 	cc.remoteIP = a.String()
 }
 
-// close ends the connection; a parked one is resumed first, so that its
-// goroutine sees the close and removes it from the frontend.
+// close ends the connection. A parked (or resuming) one is closed by the
+// goroutine that resumes it, which also counts it out of the frontend.
 func (cc *clientConn) close() { cc.f.parker.kill(cc) }
 
 func (cc *clientConn) isActive() bool  { return cc.active.Load() }
