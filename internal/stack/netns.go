@@ -156,13 +156,23 @@ func (s *Stack) hostNS(part string) string {
 func vipPrefix(c *config.Stack) string { return c.VIP + "/32" }
 
 // checkPlacement refuses a cluster made earlier for other addresses (the
-// local stack's, say): its nodes would start where no host is.
+// one-machine stack's for --netns, or the hosts' without it): its nodes
+// would start where no host is.
 func checkPlacement(cfg dbha.LocalConfig) error {
 	l, err := dbha.OpenLocal(cfg.Dir, nil)
 	if err != nil {
 		return nil // none yet
 	}
 	nodes := l.Nodes()
+	if cfg.Hosts == nil {
+		for _, n := range nodes {
+			if n.NetNS != "" {
+				return fmt.Errorf("the database in %s was made for separate hosts (%s in %s): run it with --netns, or use --fresh or another --dir",
+					cfg.Dir, n.Name, n.NetNS)
+			}
+		}
+		return nil
+	}
 	for i, n := range nodes {
 		if i >= len(cfg.Hosts) || n.Addr != net.JoinHostPort(cfg.Hosts[i], strconv.Itoa(cfg.BasePort)) || n.NetNS != cfg.NetNS[i] {
 			return fmt.Errorf("the database in %s was made for other hosts (%s on %s): use --fresh to start anew, or another --dir",

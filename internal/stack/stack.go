@@ -305,9 +305,9 @@ func (s *Stack) start(ctx context.Context) error {
 		}
 		dbCfg.BasePort = firewall.DBPort
 		dbCfg.Hosts, dbCfg.NetNS = dbHosts(s.cfg)
-		if err := checkPlacement(dbCfg); err != nil {
-			return err
-		}
+	}
+	if err := checkPlacement(dbCfg); err != nil {
+		return err
 	}
 	// Every hop is encrypted: the nodes require TLS, with certificates
 	// from the local CA.

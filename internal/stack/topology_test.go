@@ -2,6 +2,7 @@ package stack
 
 import (
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -133,5 +134,31 @@ func TestWriteConfigsOnHosts(t *testing.T) {
 	addrs, namespaces := dbHosts(c)
 	if strings.Join(addrs, ",") != "192.0.2.31,192.0.2.32" || strings.Join(namespaces, ",") != "fulcrum-db1,fulcrum-db2" {
 		t.Errorf("dbHosts() = %v, %v", addrs, namespaces)
+	}
+}
+
+// TestCheckPlacement: a cluster made for the hosts runs only with them,
+// and one made on this machine only without.
+func TestCheckPlacement(t *testing.T) {
+	dir := t.TempDir()
+	state := `{"nodes": [{"name": "db1", "port": 3306, "addr": "192.0.2.31:3306", "netns": "fulcrum-db1"},
+	  {"name": "db2", "port": 3306, "addr": "192.0.2.32:3306", "netns": "fulcrum-db2"}], "primary": "db1"}`
+	if err := os.WriteFile(filepath.Join(dir, "cluster.json"), []byte(state), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	hosts := dbha.LocalConfig{Dir: dir, BasePort: 3306, Hosts: []string{"192.0.2.31", "192.0.2.32"}, NetNS: []string{"fulcrum-db1", "fulcrum-db2"}}
+	if err := checkPlacement(hosts); err != nil {
+		t.Errorf("the same hosts: %v, want nil", err)
+	}
+	moved := hosts
+	moved.Hosts = []string{"192.0.2.31", "192.0.2.33"}
+	if err := checkPlacement(moved); err == nil || !strings.Contains(err.Error(), "db2 on 192.0.2.32:3306") {
+		t.Errorf("db2 on another host: %v, want a refusal naming db2", err)
+	}
+	if err := checkPlacement(dbha.LocalConfig{Dir: dir, BasePort: 13306}); err == nil || !strings.Contains(err.Error(), "--netns") {
+		t.Errorf("without --netns: %v, want a refusal saying to use --netns", err)
+	}
+	if err := checkPlacement(dbha.LocalConfig{Dir: t.TempDir(), BasePort: 13306}); err != nil {
+		t.Errorf("no cluster yet: %v, want nil", err)
 	}
 }
