@@ -15,7 +15,7 @@ import (
 // its next request in its own goroutine before it is parked (see parker). A
 // keep-alive stream under load never pauses this long; a browser's or a
 // pooling client's idle connection does, and then costs no goroutine.
-const defaultParkAfter = 500 * time.Millisecond
+const defaultParkAfter = 250 * time.Millisecond
 
 func (f *HTTPFrontend) parkWait() time.Duration {
 	if f.parkAfter > 0 {
