@@ -11,6 +11,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -185,13 +186,27 @@ func ratio(a, b time.Duration) float64 {
 	return float64(a) / float64(b)
 }
 
+// freePort returns a port that is free, and whose successor is free too
+// (fulcrum's admin address). It is taken below the kernel's ephemeral range
+// (net.ipv4.ip_local_port_range, 32768 up by default): the load
+// generator's and the idle scenario's thousands of client sockets, and
+// their TIME_WAIT remnants, live in that range, and a port taken there
+// could be in use again by the time the proxy binds it.
 func freePort() int {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		panic(err)
+	for {
+		port := 20000 + rand.IntN(12000)
+		a, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		if err != nil {
+			continue
+		}
+		b, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port+1))
+		a.Close()
+		if err != nil {
+			continue
+		}
+		b.Close()
+		return port
 	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
 }
 
 func startNginxBackends(dir string, p1, p2 int) (func(), error) {
@@ -304,15 +319,17 @@ func startProcess(dir, name, prog string, args, env []string, port int) (*exec.C
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
+	var err2 error
 	for i := 0; i < 100; i++ {
-		if c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port)); err == nil {
+		var c net.Conn
+		if c, err2 = net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port)); err2 == nil {
 			c.Close()
 			return cmd, nil
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
 	stop(cmd)
-	return nil, fmt.Errorf("%s did not start listening on %d (see %s)", prog, port, logf.Name())
+	return nil, fmt.Errorf("%s did not start listening on %d: %v (see %s)", prog, port, err2, logf.Name())
 }
 
 func stop(cmd *exec.Cmd) {
