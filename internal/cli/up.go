@@ -61,7 +61,7 @@ func runUp(ctx context.Context, e env, args []string) int {
 			return exitUsage
 		}
 	}
-	if err := stack.CheckPrerequisites(); err != nil {
+	if err := stack.CheckPrerequisites(*hosts); err != nil {
 		fmt.Fprintf(e.stderr, "fulcrum up: %v\n", err)
 		return exitFailure
 	}

@@ -95,10 +95,15 @@ type Stack struct {
 const maxEvents = 200
 
 // CheckPrerequisites reports the programs `fulcrum up` needs that are
-// missing, with the command that installs them.
-func CheckPrerequisites() error {
+// missing (with hosts, for --netns, ip too), with the command that
+// installs them.
+func CheckPrerequisites(hosts bool) error {
 	var missing []string
-	for _, p := range []string{"mariadbd", "mariadb-install-db", "ip"} {
+	progs := []string{"mariadbd", "mariadb-install-db"}
+	if hosts {
+		progs = append(progs, "ip") // --netns
+	}
+	for _, p := range progs {
 		if _, err := exec.LookPath(p); err != nil {
 			missing = append(missing, p)
 		}
