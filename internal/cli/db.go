@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -223,8 +224,9 @@ func runDBManage(ctx context.Context, e env, args []string) int {
 }
 
 func runDBStatus(ctx context.Context, e env, args []string) int {
-	fs := newFlags(e, "db status", "db status [--admin 127.0.0.1:9910 | --dir DIR] [--json]")
+	fs := newFlags(e, "db status", "db status [--admin 127.0.0.1:9910 [--token-file FILE] | --dir DIR] [--json]")
 	admin := fs.String("admin", defaultDBAdmin, "address of a running manager")
+	tokenFile := tokenFlag(fs)
 	dir := fs.String("dir", "", "probe the local cluster in this directory directly instead of asking a manager")
 	asJSON := fs.Bool("json", false, "print the status as JSON")
 	if ok, st := parseFlags(fs, args); !ok {
@@ -245,7 +247,7 @@ func runDBStatus(ctx context.Context, e env, args []string) int {
 		defer m.Close()
 		s = m.Observe(ctx)
 	} else {
-		body, err := adminCall(ctx, http.MethodGet, *admin, "/status")
+		body, err := adminCall(ctx, http.MethodGet, *admin, *tokenFile, "/status")
 		if err != nil {
 			fmt.Fprintf(e.stderr, "fulcrum db status: %v\n", err)
 			return exitFailure
@@ -266,9 +268,10 @@ func runDBStatus(ctx context.Context, e env, args []string) int {
 }
 
 func runDBSwitchover(ctx context.Context, e env, args []string) int {
-	fs := newFlags(e, "db switchover", "db switchover --to NODE [--admin 127.0.0.1:9910]")
+	fs := newFlags(e, "db switchover", "db switchover --to NODE [--admin 127.0.0.1:9910] [--token-file FILE]")
 	to := fs.String("to", "", "node (name or host:port) to make the primary")
 	admin := fs.String("admin", defaultDBAdmin, "address of the running manager")
+	tokenFile := tokenFlag(fs)
 	if ok, st := parseFlags(fs, args); !ok {
 		return st
 	}
@@ -276,7 +279,7 @@ func runDBSwitchover(ctx context.Context, e env, args []string) int {
 		fmt.Fprintln(e.stderr, "fulcrum db switchover: --to is required")
 		return exitUsage
 	}
-	body, err := adminCall(ctx, http.MethodPost, *admin, "/switchover?to="+url.QueryEscape(*to))
+	body, err := adminCall(ctx, http.MethodPost, *admin, *tokenFile, "/switchover?to="+url.QueryEscape(*to))
 	if err != nil {
 		fmt.Fprintf(e.stderr, "fulcrum db switchover: %v\n", err)
 		return exitFailure
@@ -290,12 +293,24 @@ func runDBSwitchover(ctx context.Context, e env, args []string) int {
 	return exitOK
 }
 
-func adminCall(ctx context.Context, method, admin, path string) ([]byte, error) {
+// tokenFlag is --token-file, for a manager whose API is off loopback.
+func tokenFlag(fs *flag.FlagSet) *string {
+	return fs.String("token-file", "", "`file` holding the bearer token of a manager off loopback (its admin_token_file)")
+}
+
+func adminCall(ctx context.Context, method, admin, tokenFile, path string) ([]byte, error) {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, method, "http://"+admin+path, nil)
 	if err != nil {
 		return nil, err
+	}
+	if tokenFile != "" {
+		token, err := adminapi.ReadToken(tokenFile)
+		if err != nil {
+			return nil, err
+		}
+		req.Header.Set("Authorization", "Bearer "+token)
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
