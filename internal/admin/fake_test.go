@@ -41,7 +41,7 @@ var fakeEpoch = time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
 // api with api1 (DRAIN) and api2 (MAINT).
 func newFakeLB() *fakeLB {
 	return &fakeLB{
-		front: lb.FrontendStatus{Name: "www", Mode: "http", Bind: []string{"127.0.0.1:8080"}, Conns: 3},
+		front: lb.FrontendStatus{Name: "www", Mode: "http", Bind: []string{"127.0.0.1:8080"}, Conns: 3, Parked: 2},
 		backends: []*fakeBackend{
 			{name: "web", servers: []*fakeServer{
 				{name: "web1", addr: "127.0.0.1:9101", admin: lb.StateReady, healthy: true, checks: true, weight: 100, cfg: 100, active: 2, requests: 600},

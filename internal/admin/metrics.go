@@ -102,6 +102,7 @@ var (
 	serverCounters   = newCounterSet("server", serverLabels)
 
 	descFrontendConns   = prometheus.NewDesc("fulcrum_frontend_current_connections", "Open client connections (scur).", frontendLabels, nil)
+	descFrontendParked  = prometheus.NewDesc("fulcrum_frontend_parked_connections", "Idle client connections among the open ones held without a goroutine.", frontendLabels, nil)
 	descBackendSessions = prometheus.NewDesc("fulcrum_backend_current_sessions", "Requests (tcp: connections) in flight to the backend's servers (scur).", backendLabels, nil)
 	descBackendUp       = prometheus.NewDesc("fulcrum_backend_servers_up", "Servers in state UP, taking traffic.", backendLabels, nil)
 	descBackendServers  = prometheus.NewDesc("fulcrum_backend_servers", "Servers in the backend, any state.", backendLabels, nil)
@@ -130,7 +131,7 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	backendCounters.describe(ch)
 	serverCounters.describe(ch)
 	for _, d := range []*prometheus.Desc{
-		descFrontendConns, descBackendSessions, descBackendUp, descBackendServers,
+		descFrontendConns, descFrontendParked, descBackendSessions, descBackendUp, descBackendServers,
 		descServerSessions, descServerState, descServerUp, descServerWeight, descServerCfgWeight, descServerChange,
 		descCheckEnabled, descCheckSuccess, descCheckDuration, descChecks, descCheckFailures,
 		descCheckDowns, descResponseTime, descFrontendDenied, descFrontendLimited, descFrontendTLSErrs,
@@ -156,6 +157,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	for _, f := range st.Frontends {
 		frontendCounters.collect(ch, f.Counts, f.Name)
 		gauge(descFrontendConns, float64(f.Conns), f.Name)
+		gauge(descFrontendParked, float64(f.Parked), f.Name)
 		counter(descFrontendDenied, f.Counts.Denied, f.Name)
 		counter(descFrontendLimited, f.Counts.RateLimited, f.Name)
 		counter(descFrontendTLSErrs, f.Counts.TLSErrors, f.Name)

@@ -58,6 +58,7 @@ func TestMetricsValues(t *testing.T) {
 		`fulcrum_backend_servers_up{backend="web"} 1`,
 		`fulcrum_backend_responses_total{backend="web",code="2xx"} 800`,
 		`fulcrum_frontend_current_connections{frontend="www"} 3`,
+		`fulcrum_frontend_parked_connections{frontend="www"} 2`,
 		`fulcrum_frontend_requests_total{frontend="www"} 800`,
 		`fulcrum_server_response_time_seconds_bucket{backend="web",server="web1",le="0.05"} 590`,
 		`fulcrum_server_response_time_seconds_bucket{backend="web",server="web1",le="+Inf"} 600`,

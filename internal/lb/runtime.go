@@ -20,11 +20,14 @@ type Status struct {
 
 // FrontendStatus describes one frontend.
 type FrontendStatus struct {
-	Name   string   `json:"name"`
-	Mode   string   `json:"mode"`
-	Bind   []string `json:"bind"`
-	Conns  int      `json:"current_connections"`
-	Counts Counts   `json:"counters"`
+	Name  string   `json:"name"`
+	Mode  string   `json:"mode"`
+	Bind  []string `json:"bind"`
+	Conns int      `json:"current_connections"`
+	// Parked are the idle client connections among Conns held without a
+	// goroutine (http mode).
+	Parked int    `json:"parked_connections"`
+	Counts Counts `json:"counters"`
 }
 
 // BackendStatus describes one backend.
@@ -116,7 +119,7 @@ func (l *LB) Status() Status {
 	for _, f := range l.frontends {
 		fs := FrontendStatus{Name: f.Name, Mode: f.Mode, Bind: f.cfg.Bind}
 		if f.HTTP != nil {
-			fs.Conns, fs.Counts = f.HTTP.ActiveConns(), counts(&f.HTTP.Stats)
+			fs.Conns, fs.Parked, fs.Counts = f.HTTP.ActiveConns(), f.HTTP.ParkedConns(), counts(&f.HTTP.Stats)
 		} else {
 			fs.Conns, fs.Counts = f.TCP.ActiveConns(), counts(&f.TCP.Stats)
 		}

@@ -265,6 +265,10 @@ func (f *HTTPFrontend) Shutdown(ctx context.Context) error {
 // ActiveConns returns the number of open client connections.
 func (f *HTTPFrontend) ActiveConns() int { return f.conns.count() }
 
+// ParkedConns returns how many of the open client connections are idle and
+// parked (held without a goroutine, see parker).
+func (f *HTTPFrontend) ParkedConns() int { return f.parker.parked() }
+
 // clientConn is one client connection and its reusable buffers.
 type clientConn struct {
 	f        *HTTPFrontend

@@ -48,9 +48,9 @@ func startParkingProxy(t *testing.T, parkAfter, timeoutClient time.Duration) *te
 func waitParked(t *testing.T, f *HTTPFrontend, n int) {
 	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
-	for f.parker.parked() != n {
+	for f.ParkedConns() != n {
 		if time.Now().After(deadline) {
-			t.Fatalf("parked connections = %d, want %d", f.parker.parked(), n)
+			t.Fatalf("ParkedConns() = %d, want %d", f.ParkedConns(), n)
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
