@@ -13,6 +13,9 @@ import (
 // lbAPIStatus is the part of the load balancer admin API's GET /api/status
 // the dashboard uses.
 type lbAPIStatus struct {
+	VRRP []struct {
+		State string `json:"state"`
+	} `json:"vrrp"`
 	Backends []struct {
 		Name    string `json:"name"`
 		Servers []struct {
@@ -89,13 +92,8 @@ func (s *Stack) poll(ctx context.Context) {
 			lbs[i].AdminUp = true
 			// The election says who is active: the master holds the
 			// front address (a VIP on its host, or the local address).
-			var routers []struct {
-				State string `json:"state"`
-			}
-			if s.getJSON(ctx, "http://"+l.Admin+"/api/vrrp", &routers) == nil {
-				for _, r := range routers {
-					lbs[i].Active = lbs[i].Active || r.State == "master"
-				}
+			for _, r := range api.VRRP {
+				lbs[i].Active = lbs[i].Active || r.State == "master"
 			}
 			for _, b := range api.Backends {
 				for _, sv := range b.Servers {
