@@ -17,17 +17,11 @@ import (
 // local CA made in a temporary directory.
 func startTLSCluster(t *testing.T, n int) *Local {
 	t.Helper()
-	caDir := t.TempDir()
-	ca, err := edge.LocalCA(caDir)
+	ca, issue, err := edge.LocalIssuer(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
-	return startClusterWith(t, n, func(c *LocalConfig) {
-		c.TLS = &LocalTLS{CA: ca, Issue: func(names []string, certFile, keyFile string) error {
-			_, err := edge.IssueLocalFiles(caDir, names, certFile, keyFile)
-			return err
-		}}
-	})
+	return startClusterWith(t, n, func(c *LocalConfig) { c.TLS = &LocalTLS{CA: ca, Issue: issue} })
 }
 
 // sslCipher logs in to addr as the admin user with tc (nil: no TLS at all)
@@ -214,17 +208,13 @@ func TestTLSOnExistingCluster(t *testing.T) {
 	if err := l.Stop(); err != nil {
 		t.Fatal(err)
 	}
-	caDir := t.TempDir()
-	ca, err := edge.LocalCA(caDir)
+	ca, issue, err := edge.LocalIssuer(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	l2, err := StartLocal(ctx, LocalConfig{Dir: l.Dir(), TLS: &LocalTLS{CA: ca, Issue: func(names []string, cert, key string) error {
-		_, err := edge.IssueLocalFiles(caDir, names, cert, key)
-		return err
-	}}})
+	l2, err := StartLocal(ctx, LocalConfig{Dir: l.Dir(), TLS: &LocalTLS{CA: ca, Issue: issue}})
 	if l2 != nil {
 		t.Cleanup(func() { _ = l2.Stop() })
 	}

@@ -25,16 +25,13 @@ func TestTLS(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.RemoveAll(dir) })
-	ca, err := edge.LocalCA(dir)
+	ca, issue, err := edge.LocalIssuer(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
 	l, err := dbha.StartLocal(ctx, dbha.LocalConfig{Dir: filepath.Join(dir, "c"), Nodes: 2, FreePorts: true,
-		TLS: &dbha.LocalTLS{CA: ca, Issue: func(names []string, cert, key string) error {
-			_, err := edge.IssueLocalFiles(dir, names, cert, key)
-			return err
-		}}})
+		TLS: &dbha.LocalTLS{CA: ca, Issue: issue}})
 	if l != nil {
 		t.Cleanup(func() { l.Stop() })
 	}

@@ -47,3 +47,17 @@ func IssueLocalFiles(stateDir string, names []string, certFile, keyFile string) 
 	}
 	return filepath.Clean(caFile), nil
 }
+
+// LocalIssuer returns the local CA's certificate file in stateDir (created
+// when it has none) and a function issuing certificate files from it, as
+// IssueLocalFiles does: what a local database cluster's TLS needs
+// (dbha.LocalTLS).
+func LocalIssuer(stateDir string) (caFile string, issue func(names []string, certFile, keyFile string) error, err error) {
+	if caFile, err = LocalCA(stateDir); err != nil {
+		return "", nil, err
+	}
+	return caFile, func(names []string, certFile, keyFile string) error {
+		_, err := IssueLocalFiles(stateDir, names, certFile, keyFile)
+		return err
+	}, nil
+}

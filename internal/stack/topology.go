@@ -198,14 +198,11 @@ func lbYAML(c *config.Stack, l, peer config.StackLB, nodes []dbha.LocalNode, cre
 
 // localTLS gives the database nodes their certificates.
 func localTLS(stateDir string) (*dbha.LocalTLS, error) {
-	ca, err := edge.LocalCA(stateDir)
+	ca, issue, err := edge.LocalIssuer(stateDir)
 	if err != nil {
 		return nil, fmt.Errorf("local CA: %w", err)
 	}
-	return &dbha.LocalTLS{CA: ca, Issue: func(names []string, cert, key string) error {
-		_, err := edge.IssueLocalFiles(stateDir, names, cert, key)
-		return err
-	}}, nil
+	return &dbha.LocalTLS{CA: ca, Issue: issue}, nil
 }
 
 // webCertFiles are the certificate and key files of web server name.

@@ -31,13 +31,9 @@ func TestTLSBothWays(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.RemoveAll(dir) })
-	ca, err := edge.LocalCA(dir)
+	ca, issue, err := edge.LocalIssuer(dir)
 	if err != nil {
 		t.Fatal(err)
-	}
-	issue := func(names []string, cert, key string) error {
-		_, err := edge.IssueLocalFiles(dir, names, cert, key)
-		return err
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
