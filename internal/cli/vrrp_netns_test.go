@@ -14,7 +14,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -22,7 +21,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -45,15 +43,11 @@ const (
 // numbered 192.0.2.11, .12, … (TEST-NET-1). Nothing is created in the
 // machine's own namespace; Cleanup deletes all.
 type vrrpLab struct {
-	t      *testing.T
-	prefix string
-	dir    string
-	hosts  map[string]int // name → index: address 192.0.2.11+index
-	seq    int            // numbers the files of successive processes
-	net    *netns.Net
+	t   *testing.T
+	dir string
+	seq int // numbers the files of successive processes
+	net *netns.Net
 }
-
-var vrrpLabSeq atomic.Int32
 
 // needsVRRPLab stops the test unless a lab can be built: not with -short,
 // as root, with ip(8).
@@ -68,24 +62,12 @@ func newVRRPLab(t *testing.T, hosts ...string) *vrrpLab {
 	t.Helper()
 	needsVRRPLab(t)
 	fulcrumBinary(t) // build before anything runs against a clock
-	l := &vrrpLab{t: t, prefix: fmt.Sprintf("fln%d-%d-", os.Getpid(), vrrpLabSeq.Add(1)), dir: t.TempDir(), hosts: map[string]int{}}
-	var hs []netns.Host
-	for i, h := range hosts {
-		l.hosts[h] = i
-		hs = append(hs, netns.Host{Name: h, Addr: netip.MustParseAddr(l.addr(h))})
-	}
-	n, err := netns.Create(l.prefix, netip.MustParsePrefix("192.0.2.0/24"), hs)
-	if err != nil {
-		t.Fatal(err)
-	}
-	l.net = n
-	t.Cleanup(func() { n.Remove() })
-	return l
+	return &vrrpLab{t: t, dir: t.TempDir(), net: testenv.Hosts(t, hosts...)}
 }
 
-func (l *vrrpLab) ns(host string) string { return l.prefix + host }
+func (l *vrrpLab) ns(host string) string { return l.net.NS(host) }
 
-func (l *vrrpLab) addr(host string) string { return fmt.Sprintf("192.0.2.%d", 11+l.hosts[host]) }
+func (l *vrrpLab) addr(host string) string { return l.net.Addr(host).String() }
 
 func (l *vrrpLab) run(args ...string) string {
 	l.t.Helper()

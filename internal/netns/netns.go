@@ -177,3 +177,13 @@ func (n *Net) SetLink(host string, up bool) error {
 	}
 	return fmt.Errorf("netns: no host %q", host)
 }
+
+// Addr returns the named host's address (invalid when there is none).
+func (n *Net) Addr(host string) netip.Addr {
+	for _, h := range n.hosts {
+		if h.Name == host {
+			return h.Addr
+		}
+	}
+	return netip.Addr{}
+}

@@ -1,4 +1,4 @@
-package netns
+package netns_test
 
 import (
 	"context"
@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"fulcrum/internal/netns"
 	"fulcrum/internal/testenv"
 )
 
@@ -30,7 +31,7 @@ func TestCreateDialRemove(t *testing.T) {
 	}
 	prefix := "ft" + hex.EncodeToString(b) + "-"
 	a, c := netip.MustParseAddr("198.51.100.31"), netip.MustParseAddr("198.51.100.32")
-	n, err := Create(prefix, netip.MustParsePrefix("198.51.100.0/24"), []Host{{"a", a}, {"c", c}})
+	n, err := netns.Create(prefix, netip.MustParsePrefix("198.51.100.0/24"), []netns.Host{{Name: "a", Addr: a}, {Name: "c", Addr: c}})
 	if err != nil {
 		t.Fatalf("Create() = %v", err)
 	}
@@ -43,6 +44,9 @@ func TestCreateDialRemove(t *testing.T) {
 	out, err := n.Command("a", "ip", "-o", "-4", "addr", "show", "dev", "eth0").CombinedOutput()
 	if err != nil || !strings.Contains(string(out), "198.51.100.31/24") {
 		t.Errorf("host a's eth0: %v: %s, want 198.51.100.31/24", err, out)
+	}
+	if got := n.Addr("c"); got != c {
+		t.Errorf("Addr(c) = %v, want %v", got, c)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -62,7 +66,7 @@ func TestCreateDialRemove(t *testing.T) {
 	if err := sleep.Start(); err != nil {
 		t.Fatal(err)
 	}
-	_, err = Create(prefix, netip.MustParsePrefix("198.51.100.0/24"), []Host{{"a", a}, {"c", c}})
+	_, err = netns.Create(prefix, netip.MustParsePrefix("198.51.100.0/24"), []netns.Host{{Name: "a", Addr: a}, {Name: "c", Addr: c}})
 	if err == nil || !strings.Contains(err.Error(), "processes") {
 		t.Errorf("Create() over a running host = %v, want a refusal naming the processes", err)
 	}
@@ -74,7 +78,7 @@ func TestCreateDialRemove(t *testing.T) {
 	}
 	removed = true
 	for _, ns := range []string{"a", "c", "sw"} {
-		if _, err := os.Stat(filepath.Join(Dir, prefix+ns)); err == nil {
+		if _, err := os.Stat(filepath.Join(netns.Dir, prefix+ns)); err == nil {
 			t.Errorf("namespace %s%s still exists after Remove", prefix, ns)
 		}
 	}

@@ -2,11 +2,8 @@ package vrrp
 
 import (
 	"fmt"
-	"net/netip"
-	"os"
 	"os/exec"
 	"strings"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -20,45 +17,26 @@ import (
 // numbered 192.0.2.11, .12, … (TEST-NET-1). Nothing is created in the
 // machine's own namespace; Cleanup deletes all.
 type lab struct {
-	t      *testing.T
-	prefix string
-	hosts  map[string]int // name → index (address 192.0.2.11+index)
-	net    *netns.Net
+	t   *testing.T
+	net *netns.Net
 }
-
-var labSeq atomic.Int32
 
 const testVIP = "192.0.2.50"
 
 func newLab(t *testing.T, hosts ...string) *lab {
 	t.Helper()
-	testenv.Short(t)
-	testenv.Root(t)
-	testenv.Program(t, "ip")
-	l := &lab{t: t, prefix: fmt.Sprintf("fvr%d-%d-", os.Getpid(), labSeq.Add(1)), hosts: map[string]int{}}
-	var hs []netns.Host
-	for i, h := range hosts {
-		l.hosts[h] = i
-		hs = append(hs, netns.Host{Name: h, Addr: netip.MustParseAddr(l.addr(h))})
-	}
-	n, err := netns.Create(l.prefix, netip.MustParsePrefix("192.0.2.0/24"), hs)
-	if err != nil {
-		t.Fatal(err)
-	}
-	l.net = n
-	t.Cleanup(func() { n.Remove() })
+	l := &lab{t: t, net: testenv.Hosts(t, hosts...)}
 	for _, h := range hosts {
-		ns := l.ns(h)
 		// IPv6 from the documentation prefix (RFC 3849); netns hosts
 		// skip duplicate address detection.
-		l.run("ip", "-n", ns, "addr", "add", l.addr6(h)+"/64", "dev", "eth0", "nodad")
+		l.run("ip", "-n", l.ns(h), "addr", "add", l.addr6(h)+"/64", "dev", "eth0", "nodad")
 	}
 	return l
 }
 
-func (l *lab) ns(host string) string { return l.prefix + host }
+func (l *lab) ns(host string) string { return l.net.NS(host) }
 
-func (l *lab) addr(host string) string { return fmt.Sprintf("192.0.2.%d", 11+l.hosts[host]) }
+func (l *lab) addr(host string) string { return l.net.Addr(host).String() }
 
 func (l *lab) run(args ...string) string {
 	l.t.Helper()
@@ -99,7 +77,9 @@ func (l *lab) link(host string, up bool) {
 	}
 }
 
-func (l *lab) addr6(host string) string { return fmt.Sprintf("2001:db8::%d", 11+l.hosts[host]) }
+func (l *lab) addr6(host string) string {
+	return fmt.Sprintf("2001:db8::%d", l.net.Addr(host).As4()[3])
+}
 
 // holdsVIP reports whether the VIP is on host's eth0.
 func (l *lab) holdsVIP(host string) bool { return l.holds(host, testVIP) }
