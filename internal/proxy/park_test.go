@@ -29,19 +29,7 @@ func startParkingProxy(t *testing.T, parkAfter, timeoutClient time.Duration) *te
 	b := NewBackend("b", bal, ss, BackendConfig{Retries: 3, ConnectTimeout: time.Second, ServerTimeout: 5 * time.Second})
 	f := NewHTTPFrontend("f", &HTTPConfig{Default: b, TimeoutClient: timeoutClient})
 	f.parkAfter = parkAfter
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go f.Serve(ln)
-	t.Cleanup(func() {
-		ln.Close()
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		defer cancel()
-		f.Shutdown(ctx)
-		ss[0].CloseIdle()
-	})
-	return &testProxy{addr: ln.Addr().String(), f: f, b: b}
+	return &testProxy{addr: serve(t, f, ss...), f: f, b: b}
 }
 
 // waitParked waits until the frontend holds n parked connections.
@@ -295,19 +283,7 @@ func TestParkedKeepsClientAddress(t *testing.T) {
 	b := NewBackend("b", bal, []*Server{s}, BackendConfig{ConnectTimeout: time.Second, ServerTimeout: 5 * time.Second})
 	f := NewHTTPFrontend("f", &HTTPConfig{Default: b, TimeoutClient: 5 * time.Second})
 	f.parkAfter = 30 * time.Millisecond
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go f.Serve(ln)
-	t.Cleanup(func() {
-		ln.Close()
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		defer cancel()
-		f.Shutdown(ctx)
-		s.CloseIdle()
-	})
-	c := dial(t, ln.Addr().String())
+	c := dial(t, serve(t, f, s))
 	br := bufio.NewReader(c)
 	for i := 0; i < 2; i++ {
 		io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
@@ -332,19 +308,7 @@ func TestTLSConnectionDoesNotPark(t *testing.T) {
 	f := NewHTTPFrontend("f", &HTTPConfig{Default: b, TimeoutClient: 5 * time.Second,
 		TLS: &tls.Config{Certificates: []tls.Certificate{cert}, NextProtos: []string{"http/1.1"}}})
 	f.parkAfter = 20 * time.Millisecond
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go f.Serve(ln)
-	t.Cleanup(func() {
-		ln.Close()
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		defer cancel()
-		f.Shutdown(ctx)
-		s.CloseIdle()
-	})
-	c, err := tls.Dial("tcp", ln.Addr().String(), &tls.Config{RootCAs: pool, NextProtos: []string{"http/1.1"}})
+	c, err := tls.Dial("tcp", serve(t, f, s), &tls.Config{RootCAs: pool, NextProtos: []string{"http/1.1"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -376,18 +340,7 @@ func BenchmarkIdleConnMemory(b *testing.B) {
 			be := NewBackend("b", bal, []*Server{s}, BackendConfig{ConnectTimeout: time.Second, ServerTimeout: 5 * time.Second})
 			f := NewHTTPFrontend("f", &HTTPConfig{Default: be, TimeoutClient: time.Minute})
 			f.parkAfter = bc.parkAfter
-			ln, err := net.Listen("tcp", "127.0.0.1:0")
-			if err != nil {
-				b.Fatal(err)
-			}
-			go f.Serve(ln)
-			defer func() {
-				ln.Close()
-				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-				defer cancel()
-				f.Shutdown(ctx)
-				s.CloseIdle()
-			}()
+			addr := serve(b, f, s)
 			req := []byte("GET / HTTP/1.1\r\nHost: x\r\n\r\n")
 			buf := make([]byte, 512)
 			var perConn float64
@@ -395,7 +348,7 @@ func BenchmarkIdleConnMemory(b *testing.B) {
 				before := idleMemory()
 				conns := make([]net.Conn, 0, n)
 				for j := 0; j < n; j++ {
-					c, err := net.Dial("tcp", ln.Addr().String())
+					c, err := net.Dial("tcp", addr)
 					if err != nil {
 						b.Fatal(err)
 					}

@@ -50,6 +50,13 @@ func startProxy(t testing.TB, addrs []string, tune func(*HTTPConfig, *BackendCon
 	b.Configure(bc)
 	fc.Default = b
 	f := NewHTTPFrontend("f", fc)
+	return &testProxy{addr: serve(t, f, ss...), f: f, b: b}
+}
+
+// serve runs f on a loopback port until the test ends, then shuts it down
+// and closes the servers' idle connections; it returns the address.
+func serve(t testing.TB, f *HTTPFrontend, servers ...*Server) string {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -57,14 +64,14 @@ func startProxy(t testing.TB, addrs []string, tune func(*HTTPConfig, *BackendCon
 	go f.Serve(ln)
 	t.Cleanup(func() {
 		ln.Close()
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		f.Shutdown(ctx)
-		for _, s := range ss {
+		for _, s := range servers {
 			s.CloseIdle()
 		}
 	})
-	return &testProxy{addr: ln.Addr().String(), f: f, b: b}
+	return ln.Addr().String()
 }
 
 func backend(t testing.TB, h http.HandlerFunc) string {
