@@ -67,16 +67,6 @@ func fulcrumBinary(t *testing.T) string {
 	return bin
 }
 
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
 // Acceptance: SIGUSR2 starts the new binary, hands it the sockets and the
 // old process drains: no request fails across the upgrade. SIGHUP with a
 // broken file keeps the running configuration; SIGTERM exits 0.
@@ -88,7 +78,7 @@ func TestLBUpgradeReloadAndStop(t *testing.T) {
 		io.WriteString(w, "ok")
 	}))
 	defer backend.Close()
-	front, adminAddr := freeAddr(t), freeAddr(t)
+	front, adminAddr := testenv.FreeAddr(t, "tcp"), testenv.FreeAddr(t, "tcp")
 	dir := t.TempDir()
 	file := filepath.Join(dir, "lb.yaml")
 	cfg := fmt.Sprintf("admin: %s\nfrontends: [{name: www, bind: [\"%s\"], default_backend: web, access_log: false}]\nbackends: [{name: web, servers: [{name: s, address: \"%s\"}]}]\n", adminAddr, front, backend.Listener.Addr())

@@ -59,8 +59,8 @@ func TestVRRPLocalFailover(t *testing.T) {
 	testenv.Short(t)
 	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") }))
 	defer backend.Close()
-	front := freeAddr(t)
-	udp1, udp2 := freeUDP(t), freeUDP(t)
+	front := testenv.FreeAddr(t, "tcp")
+	udp1, udp2 := testenv.FreeAddr(t, "udp"), testenv.FreeAddr(t, "udp")
 	dir := t.TempDir()
 	cfg := func(prio int, listen, peer, admin string) string {
 		return fmt.Sprintf(`
@@ -75,8 +75,8 @@ frontends: [{name: www, bind: ["%s"], default_backend: web, access_log: false}]
 backends: [{name: web, servers: [{name: s, address: "%s"}]}]
 `, admin, prio, front, listen, peer, front, backend.Listener.Addr())
 	}
-	admin2 := freeAddr(t)
-	lb1 := startLBProcess(t, dir, "lb1", cfg(150, udp1, udp2, freeAddr(t)))
+	admin2 := testenv.FreeAddr(t, "tcp")
+	lb1 := startLBProcess(t, dir, "lb1", cfg(150, udp1, udp2, testenv.FreeAddr(t, "tcp")))
 	waitFor(t, func() bool { return dialOK(front) })
 	lb2 := startLBProcess(t, dir, "lb2", cfg(100, udp2, udp1, admin2))
 	time.Sleep(500 * time.Millisecond) // lb2 hears lb1 and stays backup
@@ -158,14 +158,4 @@ func dialOK(addr string) bool {
 		c.Close()
 	}
 	return err == nil
-}
-
-func freeUDP(t *testing.T) string {
-	t.Helper()
-	c, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	return c.LocalAddr().String()
 }

@@ -43,16 +43,6 @@ func startHAProxy(t *testing.T, cfg string) {
 	})
 }
 
-func freePort(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
 func dialRetry(t *testing.T, addr string) net.Conn {
 	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
@@ -80,7 +70,7 @@ func TestProxyHeaderFromHAProxy(t *testing.T) {
 				t.Fatal(err)
 			}
 			t.Cleanup(func() { ln.Close() })
-			front := freePort(t)
+			front := testenv.FreeAddr(t, "tcp")
 			startHAProxy(t, fmt.Sprintf(`defaults
   mode tcp
   timeout connect 5s
@@ -135,7 +125,7 @@ backend b
 // AppendProxyV1 and AppendProxyV2 write, IPv4 and IPv6 alike.
 func TestProxyHeaderToHAProxy(t *testing.T) {
 	testenv.Short(t)
-	front := freePort(t)
+	front := testenv.FreeAddr(t, "tcp")
 	startHAProxy(t, fmt.Sprintf(`defaults
   mode http
   timeout connect 5s

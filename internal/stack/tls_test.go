@@ -28,51 +28,6 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// freeAddr returns a free loopback address of network (tcp or udp).
-func freeAddr(t *testing.T, network string) string {
-	t.Helper()
-	if network == "udp" {
-		c, err := net.ListenPacket("udp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-		return c.LocalAddr().String()
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
-// freeBase returns the first of n consecutive free loopback ports.
-func freeBase(t *testing.T, n int) int {
-	t.Helper()
-	for range 100 {
-		base := net.JoinHostPort("127.0.0.1", "0")
-		ln, err := net.Listen("tcp", base)
-		if err != nil {
-			t.Fatal(err)
-		}
-		p := ln.Addr().(*net.TCPAddr).Port
-		ln.Close()
-		ok := p+n < 65000
-		for i := 1; ok && i < n; i++ {
-			l2, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p+i))
-			if ok = err == nil; ok {
-				l2.Close()
-			}
-		}
-		if ok {
-			return p
-		}
-	}
-	t.Fatal("no free port range")
-	return 0
-}
-
 // runStack runs a whole stack (one replica) on free loopback ports until
 // the test ends.
 func runStack(t *testing.T) *Stack {
@@ -89,12 +44,12 @@ func runStack(t *testing.T) *Stack {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.RemoveAll(dir) })
-	c := &config.Stack{Front: freeAddr(t, "tcp"), FrontTLS: freeAddr(t, "tcp"), Dashboard: freeAddr(t, "tcp"), Replicas: 1,
-		LBs: []config.StackLB{{Name: "lb1", Admin: freeAddr(t, "tcp"), VRRPListen: freeAddr(t, "udp")},
-			{Name: "lb2", Admin: freeAddr(t, "tcp"), VRRPListen: freeAddr(t, "udp")}},
-		Webs: []config.StackWeb{{Name: "web1", Listen: freeAddr(t, "tcp"), Admin: freeAddr(t, "tcp")},
-			{Name: "web2", Listen: freeAddr(t, "tcp"), Admin: freeAddr(t, "tcp")}},
-		DB: config.StackDB{BasePort: freeBase(t, 2), Writes: freeAddr(t, "tcp"), Reads: freeAddr(t, "tcp"), Manager: freeAddr(t, "tcp")}}
+	c := &config.Stack{Front: testenv.FreeAddr(t, "tcp"), FrontTLS: testenv.FreeAddr(t, "tcp"), Dashboard: testenv.FreeAddr(t, "tcp"), Replicas: 1,
+		LBs: []config.StackLB{{Name: "lb1", Admin: testenv.FreeAddr(t, "tcp"), VRRPListen: testenv.FreeAddr(t, "udp")},
+			{Name: "lb2", Admin: testenv.FreeAddr(t, "tcp"), VRRPListen: testenv.FreeAddr(t, "udp")}},
+		Webs: []config.StackWeb{{Name: "web1", Listen: testenv.FreeAddr(t, "tcp"), Admin: testenv.FreeAddr(t, "tcp")},
+			{Name: "web2", Listen: testenv.FreeAddr(t, "tcp"), Admin: testenv.FreeAddr(t, "tcp")}},
+		DB: config.StackDB{BasePort: testenv.FreeRange(t, 2), Writes: testenv.FreeAddr(t, "tcp"), Reads: testenv.FreeAddr(t, "tcp"), Manager: testenv.FreeAddr(t, "tcp")}}
 	if err := c.Check("test stack"); err != nil {
 		t.Fatal(err)
 	}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"fulcrum/internal/config"
+	"fulcrum/internal/testenv"
 )
 
 // A lone local-mode instance (its peer is not running) becomes master
@@ -25,7 +26,7 @@ func TestFromConfigLocalMode(t *testing.T) {
 	c := &config.VRRP{
 		Mode: "local", VirtualRouterID: 7, Priority: 100, Preempt: &yes,
 		AdvertInterval: config.Duration(10 * time.Millisecond),
-		Local:          &config.VRRPLocal{Address: "127.0.0.1:8080", Listen: "127.0.0.1:0", Peers: []string{freePort(t, "udp")}},
+		Local:          &config.VRRPLocal{Address: "127.0.0.1:8080", Listen: "127.0.0.1:0", Peers: []string{testenv.FreeAddr(t, "udp")}},
 		Notify:         config.VRRPNotify{Master: `echo "$FULCRUM_VRRP_STATE $FULCRUM_VRRP_VRID" >> ` + log},
 	}
 	var ups, downs atomic.Int32

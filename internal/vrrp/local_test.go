@@ -2,7 +2,6 @@ package vrrp
 
 import (
 	"context"
-	"net"
 	"net/netip"
 	"strings"
 	"sync"
@@ -73,31 +72,13 @@ func TestLocalModeInProcess(t *testing.T) {
 	<-doneB
 }
 
-func freePort(t *testing.T, network string) string {
-	t.Helper()
-	if network == "udp" {
-		c, err := net.ListenPacket("udp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-		return c.LocalAddr().String()
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
 // TestLocalModeKill: two router processes on one machine, no root; the
 // master serves the shared front address. kill -9 the master: the other
 // binds the address within Master_Down_Interval.
 func TestLocalModeKill(t *testing.T) {
 	testenv.Short(t)
-	front := freePort(t, "tcp")
-	udp1, udp2 := freePort(t, "udp"), freePort(t, "udp")
+	front := testenv.FreeAddr(t, "tcp")
+	udp1, udp2 := testenv.FreeAddr(t, "udp"), testenv.FreeAddr(t, "udp")
 	spec := func(name, listen, peer string, prio int) helperSpec {
 		yes := true
 		return helperSpec{Name: name, Serve: front, VRRP: config.VRRP{

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/cookiejar"
 	"os"
@@ -36,7 +35,7 @@ func startCluster(t *testing.T) *dbha.Local {
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	l, err := dbha.StartLocal(ctx, dbha.LocalConfig{Dir: filepath.Join(dir, "db"), Nodes: 2,
-		BasePort: freeBasePort(t, 2), SemiSyncTimeout: 3 * time.Second})
+		BasePort: testenv.FreeRange(t, 2), SemiSyncTimeout: 3 * time.Second})
 	if l != nil {
 		t.Cleanup(func() {
 			if err := l.Stop(); err != nil {
@@ -48,31 +47,6 @@ func startCluster(t *testing.T) *dbha.Local {
 		t.Fatalf("StartLocal() = %v", err)
 	}
 	return l
-}
-
-// freeBasePort finds n consecutive free loopback ports.
-func freeBasePort(t *testing.T, n int) int {
-	t.Helper()
-	for range 50 {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		base := ln.Addr().(*net.TCPAddr).Port
-		ln.Close()
-		ok := base+n < 65000
-		for i := 1; ok && i < n; i++ {
-			l2, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", base+i))
-			if ok = err == nil; ok {
-				l2.Close()
-			}
-		}
-		if ok {
-			return base
-		}
-	}
-	t.Fatal("no free port range")
-	return 0
 }
 
 func waitHealthy(t *testing.T, addr string) {

@@ -23,7 +23,7 @@ func startNginx(t *testing.T, root string) string {
 	t.Helper()
 	nginx := testenv.Program(t, "nginx")[0]
 	dir := t.TempDir()
-	port := freeBasePort(t, 1)
+	port := testenv.FreeRange(t, 1)
 	conf := fmt.Sprintf(`daemon off;
 master_process off;
 pid %[1]s/nginx.pid;

@@ -18,6 +18,7 @@ import (
 
 	"fulcrum/internal/config"
 	"fulcrum/internal/guestbook"
+	"fulcrum/internal/testenv"
 )
 
 func newTestServer(t *testing.T, cfg *config.Web) *Server {
@@ -384,7 +385,7 @@ func TestPassword(t *testing.T) {
 var _ guestbook.DB = (*database)(nil)
 
 func TestAdmin(t *testing.T) {
-	port := freeBasePort(t, 1)
+	port := testenv.FreeRange(t, 1)
 	cfg := &config.Web{Static: &config.Static{Root: siteDir(t)}, Admin: fmt.Sprintf("127.0.0.1:%d", port)}
 	s := newTestServer(t, cfg)
 	addr, _ := serve(t, s)

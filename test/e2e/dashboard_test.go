@@ -29,7 +29,7 @@ type webDriver struct {
 func startBrowser(t *testing.T) *webDriver {
 	t.Helper()
 	paths := testenv.Program(t, "chromedriver", "chromium")
-	port := strings.TrimPrefix(freeTCP(t), "127.0.0.1:")
+	port := strings.TrimPrefix(testenv.FreeAddr(t, "tcp"), "127.0.0.1:")
 	cmd := exec.Command(paths[0], "--port="+port)
 	logf, err := os.Create(filepath.Join(t.TempDir(), "chromedriver.log"))
 	if err != nil {

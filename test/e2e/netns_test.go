@@ -48,7 +48,7 @@ func TestNetnsStack(t *testing.T) {
 		t.Fatal(err)
 	}
 	tmp := t.TempDir()
-	u := &upProcess{bin: bin, dir: filepath.Join(tmp, "state"), dashboard: freeTCP(t), done: make(chan struct{}),
+	u := &upProcess{bin: bin, dir: filepath.Join(tmp, "state"), dashboard: testenv.FreeAddr(t, "tcp"), done: make(chan struct{}),
 		front: net.JoinHostPort(cfg.VIP, "80"), frontTLS: net.JoinHostPort(cfg.VIP, "443")}
 	file := filepath.Join(tmp, "stack.yaml")
 	if err := os.WriteFile(file, []byte(fmt.Sprintf("dashboard: %q\nreplicas: 2\n", u.dashboard)), 0o600); err != nil {

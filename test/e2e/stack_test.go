@@ -8,7 +8,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -27,49 +26,6 @@ func TestMain(m *testing.M) {
 	code := m.Run()
 	testenv.RemoveBuild()
 	os.Exit(code)
-}
-
-// freeTCP returns a free loopback address.
-func freeTCP(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
-func freeUDP(t *testing.T) string {
-	t.Helper()
-	c, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	return c.LocalAddr().String()
-}
-
-// freeRange returns the first of n consecutive free loopback ports.
-func freeRange(t *testing.T, n int) int {
-	t.Helper()
-	for try := 0; try < 200; try++ {
-		base := 20000 + (os.Getpid()*7919+try*613)%40000
-		ok := true
-		for p := base; p < base+n && ok; p++ {
-			ln, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(p))
-			if err != nil {
-				ok = false
-				continue
-			}
-			ln.Close()
-		}
-		if ok {
-			return base
-		}
-	}
-	t.Fatalf("no %d consecutive free ports", n)
-	return 0
 }
 
 // upProcess is a running `fulcrum up`.
@@ -91,7 +47,7 @@ func startUp(t *testing.T, replicas int) *upProcess {
 		t.Fatal(err)
 	}
 	tmp := t.TempDir()
-	u := &upProcess{bin: bin, dir: filepath.Join(tmp, "state"), dashboard: freeTCP(t), front: freeTCP(t), frontTLS: freeTCP(t), done: make(chan struct{})}
+	u := &upProcess{bin: bin, dir: filepath.Join(tmp, "state"), dashboard: testenv.FreeAddr(t, "tcp"), front: testenv.FreeAddr(t, "tcp"), frontTLS: testenv.FreeAddr(t, "tcp"), done: make(chan struct{})}
 	cfg := fmt.Sprintf(`front: %q
 front_tls: %q
 dashboard: %q
@@ -102,8 +58,8 @@ webs:
   - {name: web1, listen: %q, admin: %q}
   - {name: web2, listen: %q, admin: %q}
 db: {base_port: %d, writes: %q, reads: %q, manager: %q}
-`, u.front, u.frontTLS, u.dashboard, freeTCP(t), freeUDP(t), freeTCP(t), freeUDP(t), freeTCP(t), freeTCP(t), freeTCP(t), freeTCP(t),
-		freeRange(t, replicas+1), freeTCP(t), freeTCP(t), freeTCP(t))
+`, u.front, u.frontTLS, u.dashboard, testenv.FreeAddr(t, "tcp"), testenv.FreeAddr(t, "udp"), testenv.FreeAddr(t, "tcp"), testenv.FreeAddr(t, "udp"), testenv.FreeAddr(t, "tcp"), testenv.FreeAddr(t, "tcp"), testenv.FreeAddr(t, "tcp"), testenv.FreeAddr(t, "tcp"),
+		testenv.FreeRange(t, replicas+1), testenv.FreeAddr(t, "tcp"), testenv.FreeAddr(t, "tcp"), testenv.FreeAddr(t, "tcp"))
 	file := filepath.Join(tmp, "stack.yaml")
 	if err := os.WriteFile(file, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
