@@ -1,8 +1,15 @@
 // Command bench runs the same load through fulcrum, HAProxy and nginx, each
-// on one core, in one run, and prints a table of requests per second,
-// latency and peak memory with each figure's ratio to HAProxy's.
+// on one core, and prints a table of requests per second, latency, CPU time
+// per request and peak memory with each figure's ratio to HAProxy's.
 //
-// Usage: go run ./bench [-d 10s] [-c 64] [-procs 1] [-scenarios http,close,1mib,tcp,idle] [-idle 10000] [-out DIR]
+// The machine it runs on is usually shared and noisy, so one run per proxy
+// says little: per scenario all three proxies run side by side, and the
+// load visits them in rounds, each round measuring every proxy once, back
+// to back, in an order that rotates from round to round. Each proxy is
+// compared with HAProxy within the same round, and the table gives the
+// median over rounds.
+//
+// Usage: go run ./bench [-rounds 5] [-d 4s] [-c 64] [-procs 1] [-scenarios http,close,1mib,tcp,idle] [-idle 10000] [-profile] [-soak 10m] [-fulcrum bin/fulcrum] [-out DIR]
 package main
 
 import (
@@ -18,19 +25,47 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
 )
 
+// clockTicks is sysconf(_SC_CLK_TCK), the unit of the CPU times in
+// /proc/PID/stat and /proc/stat: 100 on Linux for every architecture Go
+// supports (the kernel's USER_HZ).
+const clockTicks = 100
+
+// proxies are the proxies compared, HAProxy first: it is the baseline.
+var proxies = [...]string{"haproxy", "fulcrum", "nginx"}
+
+// result is one wrk run against one proxy.
 type result struct {
 	proxy    string
 	rps      float64
 	mbps     float64 // transfer rate as wrk reports it
 	p50, p99 time.Duration
-	rssKB    int64
+	requests int64   // requests completed, as wrk reports them
+	readMB   float64 // MiB read, as wrk reports it
+	cpu      int64   // clock ticks of CPU time the proxy (and its workers) spent during the run
 	errors   string
+}
+
+// cpuPerReq is the proxy's CPU time per request in µs.
+func (r result) cpuPerReq() float64 {
+	if r.requests == 0 {
+		return 0
+	}
+	return float64(r.cpu) * 1e6 / clockTicks / float64(r.requests)
+}
+
+// cpuPerMB is the proxy's CPU time per MiB transferred in µs.
+func (r result) cpuPerMB() float64 {
+	if r.readMB == 0 {
+		return 0
+	}
+	return float64(r.cpu) * 1e6 / clockTicks / r.readMB
 }
 
 type scenario struct {
@@ -49,106 +84,135 @@ var scenarios = []scenario{
 }
 
 func main() {
-	dur := flag.Duration("d", 10*time.Second, "duration of each load run")
+	dur := flag.Duration("d", 4*time.Second, "duration of each load run")
+	rounds := flag.Int("rounds", 5, "rounds per scenario; each round measures every proxy once, in a rotating order")
 	conns := flag.Int("c", 64, "concurrent connections")
 	which := flag.String("scenarios", "http,close,1mib,tcp,idle", "comma-separated scenarios: http, close, 1mib, tcp, idle")
 	procs := flag.Int("procs", 1, "cores per proxy: GOMAXPROCS, nbthread, worker_processes (and wrk threads)")
 	soak := flag.Duration("soak", 0, "instead of the comparison, run fulcrum alone under keep-alive load for this long (e.g. 10m) and print its RSS every minute")
 	prof := flag.Bool("profile", false, "also profile fulcrum under each load: CPU and allocation profiles in -out (go tool pprof)")
-	idle := flag.Int("idle", 9000, "idle keep-alive client connections for the idle scenario (needs 2×idle open files)")
+	idle := flag.Int("idle", 10000, "idle keep-alive client connections for the idle scenario (needs 2×idle+200 open files; raised as root)")
 	outDir := flag.String("out", "bench/out", "directory for configs and logs")
 	fulcrum := flag.String("fulcrum", "bin/fulcrum", "fulcrum binary")
 	flag.Parse()
-	if err := run(opts{*dur, *conns, *procs, *idle, *which, *outDir, *fulcrum, *prof, *soak}); err != nil {
+	if *rounds < 1 {
+		fmt.Fprintf(os.Stderr, "bench: -rounds %d: must be at least 1\n", *rounds)
+		os.Exit(2)
+	}
+	if *dur < time.Second {
+		fmt.Fprintf(os.Stderr, "bench: -d %s: must be at least 1s (wrk counts whole seconds)\n", *dur)
+		os.Exit(2)
+	}
+	if err := run(opts{*dur, *conns, *procs, *idle, *rounds, *which, *outDir, *fulcrum, *prof, *soak}); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
 }
 
 type opts struct {
-	dur                    time.Duration
-	conns, procs, idle     int
-	which, outDir, fulcrum string
-	profile                bool
-	soak                   time.Duration
+	dur                        time.Duration
+	conns, procs, idle, rounds int
+	which, outDir, fulcrum     string
+	profile                    bool
+	soak                       time.Duration
+}
+
+// maxconn is HAProxy's connection limit: 9,900 under load, and in the idle
+// scenario room for its connections and a few more. HAProxy wants about
+// 2 × maxconn + 14 open files, within the 2 × idle + 200 the bench asks for.
+func (o opts) maxconn(idle bool) int {
+	if idle {
+		return max(9900, o.idle+50)
+	}
+	return 9900
+}
+
+// raiseFileLimit lifts the open-file limit, which children inherit, to at
+// least need: idle connections need a descriptor each in this process and
+// about two in a proxy (HAProxy reserves 2 × maxconn). The soft limit goes
+// to the hard one; when that is too low, root (with CAP_SYS_RESOURCE) may
+// raise the hard limit too, up to fs.nr_open. It returns the soft limit
+// in force.
+func raiseFileLimit(need uint64) (uint64, error) {
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		return 0, err
+	}
+	// Set it even when it is already high enough: Go raises its own soft
+	// limit at start, and os/exec hands children the original one unless
+	// the program has called Setrlimit.
+	want := lim
+	want.Cur = max(lim.Max, need)
+	want.Max = want.Cur
+	err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &want)
+	if err == nil {
+		return want.Cur, nil
+	}
+	// Not allowed to raise the hard limit: the soft one can still go up
+	// to it.
+	lim.Cur = lim.Max
+	syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim)
+	if lim.Max < need {
+		return lim.Max, fmt.Errorf("raising it from %d: %w", lim.Max, err)
+	}
+	return lim.Max, nil
 }
 
 func run(o opts) error {
-	// Idle connections need a descriptor each in this process and about
-	// two in a proxy (HAProxy reserves 2 × maxconn): raise the soft limit
-	// to the hard one, which children inherit.
-	var lim syscall.Rlimit
-	if syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim) == nil && lim.Cur < lim.Max {
-		lim.Cur = lim.Max
-		syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim)
+	selected := func(name string) bool { return strings.Contains(","+o.which+",", ","+name+",") }
+	need := uint64(2*o.idle + 200)
+	if limit, err := raiseFileLimit(need); err != nil && selected("idle") {
+		return fmt.Errorf("-idle %d needs an open-file limit of %d, %v: lower -idle to %d, or run as root with CAP_SYS_RESOURCE",
+			o.idle, need, err, (max(limit, 200)-200)/2)
 	}
-	if need := uint64(2*o.idle + 200); lim.Max < need && strings.Contains(o.which, "idle") {
-		return fmt.Errorf("-idle %d needs an open-file limit of %d, the hard limit is %d: lower -idle", o.idle, need, lim.Max)
-	}
-	dur, conns, which, outDir, fulcrum := o.dur, o.conns, o.which, o.outDir, o.fulcrum
 	for _, p := range []string{"haproxy", "nginx", "wrk"} {
 		if _, err := exec.LookPath(p); err != nil {
 			return fmt.Errorf("%s not found: run `make bench`, which installs it", p)
 		}
 	}
-	if _, err := os.Stat(fulcrum); err != nil {
-		return fmt.Errorf("%s: %w (run `make build`)", fulcrum, err)
+	if _, err := os.Stat(o.fulcrum); err != nil {
+		return fmt.Errorf("%s: %w (run `make build`)", o.fulcrum, err)
 	}
-	fulcrum, _ = filepath.Abs(fulcrum)
-	if err := os.MkdirAll(outDir, 0o755); err != nil {
+	o.fulcrum, _ = filepath.Abs(o.fulcrum)
+	if err := os.MkdirAll(o.outDir, 0o755); err != nil {
 		return err
 	}
-	dir, _ := filepath.Abs(outDir)
-	be1, be2 := freePort(), freePort()
-	stopBE, err := startNginxBackends(dir, be1, be2)
+	dir, _ := filepath.Abs(o.outDir)
+	ports := portSet{}
+	be1, be2 := ports.free(), ports.free()
+	stopBE, err := startNginxBackends(dir, be1, be2, o.maxconn(true))
 	if err != nil {
 		return err
 	}
 	defer stopBE()
 	fmt.Printf("backends: nginx (1 worker) on 127.0.0.1:%d and :%d; each proxy on %d core(s); load: wrk -t%d -c%d -d%s; %s\n\n",
-		be1, be2, o.procs, o.procs, conns, dur, time.Now().UTC().Format(time.RFC3339))
+		be1, be2, o.procs, o.procs, o.conns, o.dur, time.Now().UTC().Format(time.RFC3339))
 	if o.soak > 0 {
-		return soakRun(o, dir, be1, be2)
+		return soakRun(o, dir, ports, be1, be2)
 	}
-	selected := func(name string) bool { return strings.Contains(","+which+",", ","+name+",") }
+	fmt.Printf(`Figures are medians over %d interleaved rounds: per scenario the three proxies run side by side,
+and each round measures every proxy once, back to back, in an order that rotates from round to round.
+× is the median of the per-round ratios to HAProxy in the same round; "range" is the lowest and highest
+per-round req/s ratio. CPU µs/req is the proxy's user+system CPU time (workers included) during a run
+divided by the requests wrk completed; "min" is the lowest over rounds, the least disturbed measurement
+(its × compares the two minima). CPU µs/MB (1 MiB responses) divides by the MiB wrk read instead.
+Steal is the share of CPU time the hypervisor gave to other machines during the scenario.
+The idle scenario measures each proxy once, alone: memory is not noisy.
+
+`, o.rounds)
 	for _, sc := range scenarios {
 		if !selected(sc.name) {
 			continue
 		}
-		var results []result
-		for _, px := range []string{"haproxy", "fulcrum", "nginx"} {
-			port := freePort()
-			cmd, err := startProxy(px, sc.mode, dir, fulcrum, port, be1, be2, o.procs)
-			if err != nil {
-				return fmt.Errorf("%s %s: %w", px, sc.name, err)
-			}
-			url := fmt.Sprintf("http://127.0.0.1:%d%s", port, sc.path)
-			wrk(url, o.procs, conns, 2*time.Second, sc.wrk) // warm-up
-			r, err := wrk(url, o.procs, conns, dur, sc.wrk)
-			r.proxy = px
-			r.rssKB = peakRSS(cmd.Process.Pid)
-			if px == "fulcrum" && o.profile && err == nil {
-				// A separate run under the same load, profiled, so the
-				// figures above are not slowed by the profiler.
-				if perr := profile(fmt.Sprintf("127.0.0.1:%d", port+1), dir, sc.name, func() {
-					wrk(url, o.procs, conns, 6*time.Second, sc.wrk)
-				}); perr != nil {
-					fmt.Fprintln(os.Stderr, "bench: profile:", perr)
-				}
-			}
-			stop(cmd)
-			if err != nil {
-				return fmt.Errorf("%s %s: %w", px, sc.name, err)
-			}
-			results = append(results, r)
+		if err := runScenario(o, sc, dir, ports, be1, be2); err != nil {
+			return err
 		}
-		printTable(sc, results)
 	}
 	if selected("idle") {
 		var rows []idleResult
-		for _, px := range []string{"haproxy", "fulcrum", "nginx"} {
-			port := freePort()
-			cmd, err := startProxy(px, "http", dir, fulcrum, port, be1, be2, o.procs)
+		for _, px := range proxies {
+			port := ports.free()
+			cmd, err := startProxy(px, "http", dir, o.fulcrum, port, be1, be2, o.procs, o.maxconn(true))
 			if err != nil {
 				return fmt.Errorf("%s idle: %w", px, err)
 			}
@@ -165,36 +229,169 @@ func run(o opts) error {
 	return nil
 }
 
-func printTable(sc scenario, rs []result) {
-	base := rs[0] // haproxy
-	fmt.Printf("### %s\n\n", sc.desc)
-	fmt.Println("| proxy | req/s | × HAProxy | MB/s | p50 | × | p99 | × | peak RSS | × | errors |")
-	fmt.Println("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
-	for _, r := range rs {
-		fmt.Printf("| %s | %.0f | %.2f | %.1f | %s | %.2f | %s | %.2f | %.1f MB | %.2f | %s |\n",
-			r.proxy, r.rps, r.rps/base.rps, r.mbps,
-			r.p50.Round(10*time.Microsecond), ratio(r.p50, base.p50), r.p99.Round(10*time.Microsecond), ratio(r.p99, base.p99),
-			float64(r.rssKB)/1024, float64(r.rssKB)/float64(base.rssKB), r.errors)
+// runScenario starts the three proxies side by side, warms each up, runs
+// o.rounds rounds of load over them and prints the scenario's table.
+func runScenario(o opts, sc scenario, dir string, ports portSet, be1, be2 int) error {
+	cmds := map[string]*exec.Cmd{}
+	urls := map[string]string{}
+	admin := map[string]string{}
+	defer func() {
+		for _, cmd := range cmds {
+			stop(cmd)
+		}
+	}()
+	for _, px := range proxies {
+		port := ports.free()
+		cmd, err := startProxy(px, sc.mode, dir, o.fulcrum, port, be1, be2, o.procs, o.maxconn(false))
+		if err != nil {
+			return fmt.Errorf("%s %s: %w", px, sc.name, err)
+		}
+		cmds[px] = cmd
+		urls[px] = fmt.Sprintf("http://127.0.0.1:%d%s", port, sc.path)
+		admin[px] = fmt.Sprintf("127.0.0.1:%d", port+1)
 	}
-	fmt.Println()
+	for _, px := range proxies {
+		wrk(urls[px], o.procs, o.conns, 2*time.Second, sc.wrk) // warm-up
+	}
+	// rounds[px][i] is px's result in round i.
+	rounds := map[string][]result{}
+	steal0 := readSteal()
+	for i := range o.rounds {
+		for j := range proxies {
+			px := proxies[(i+j)%len(proxies)]
+			pid := cmds[px].Process.Pid
+			cpu0 := cpuTicks(pid)
+			r, err := wrk(urls[px], o.procs, o.conns, o.dur, sc.wrk)
+			if err != nil {
+				return fmt.Errorf("%s %s round %d: %w", px, sc.name, i+1, err)
+			}
+			r.cpu = cpuTicks(pid) - cpu0
+			r.proxy = px
+			rounds[px] = append(rounds[px], r)
+		}
+	}
+	steal := readSteal().since(steal0)
+	rss := map[string]int64{}
+	for _, px := range proxies {
+		rss[px] = peakRSS(cmds[px].Process.Pid)
+	}
+	if o.profile {
+		// A separate run under the same load, profiled, so the figures
+		// above are not slowed by the profiler.
+		if err := profile(admin["fulcrum"], dir, sc.name, func() {
+			wrk(urls["fulcrum"], o.procs, o.conns, 6*time.Second, sc.wrk)
+		}); err != nil {
+			fmt.Fprintln(os.Stderr, "bench: profile:", err)
+		}
+	}
+	printTable(sc, rounds, rss, steal)
+	return nil
 }
 
-func ratio(a, b time.Duration) float64 {
+// printTable prints one scenario: per proxy the median of its figures over
+// the rounds and the median of its per-round ratios to HAProxy's figures in
+// the same round.
+func printTable(sc scenario, rounds map[string][]result, rss map[string]int64, steal float64) {
+	base := rounds["haproxy"]
+	perMB := sc.name == "1mib"
+	fmt.Printf("### %s\n\n", sc.desc)
+	head := "| proxy | req/s | × HAProxy | range × | MB/s | × | p50 | × | p99 | × | CPU µs/req | × | min CPU µs/req | × |"
+	rule := "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+	if perMB {
+		head += " CPU µs/MB | × |"
+		rule += "---:|---:|"
+	}
+	fmt.Println(head + " peak RSS | × | errors |")
+	fmt.Println(rule + "---:|---:|---|")
+	for _, px := range proxies {
+		rs := rounds[px]
+		// fig returns the median of f over the rounds and the median of
+		// its per-round ratios to HAProxy's.
+		fig := func(f func(result) float64) (float64, float64) {
+			var v, x []float64
+			for i, r := range rs {
+				v = append(v, f(r))
+				x = append(x, quotient(f(r), f(base[i])))
+			}
+			return median(v), median(x)
+		}
+		rps, rpsX := fig(func(r result) float64 { return r.rps })
+		var rpsXs []float64
+		for i, r := range rs {
+			rpsXs = append(rpsXs, quotient(r.rps, base[i].rps))
+		}
+		mbps, mbpsX := fig(func(r result) float64 { return r.mbps })
+		p50, p50X := fig(func(r result) float64 { return float64(r.p50) })
+		p99, p99X := fig(func(r result) float64 { return float64(r.p99) })
+		cpu, cpuX := fig(result.cpuPerReq)
+		minCPU := minOf(rs, result.cpuPerReq)
+		fmt.Printf("| %s | %.0f | %.2f | %.2f–%.2f | %.1f | %.2f | %s | %.2f | %s | %.2f | %.1f | %.2f | %.1f | %.2f |",
+			px, rps, rpsX, slices.Min(rpsXs), slices.Max(rpsXs), mbps, mbpsX,
+			time.Duration(p50).Round(10*time.Microsecond), p50X, time.Duration(p99).Round(10*time.Microsecond), p99X,
+			cpu, cpuX, minCPU, quotient(minCPU, minOf(base, result.cpuPerReq)))
+		if perMB {
+			mb, mbX := fig(result.cpuPerMB)
+			fmt.Printf(" %.0f | %.2f |", mb, mbX)
+		}
+		var errs []string
+		for i, r := range rs {
+			if r.errors != "" {
+				errs = append(errs, fmt.Sprintf("round %d: %s", i+1, r.errors))
+			}
+		}
+		fmt.Printf(" %.1f MB | %.2f | %s |\n", float64(rss[px])/1024, quotient(float64(rss[px]), float64(rss["haproxy"])), strings.Join(errs, "; "))
+	}
+	fmt.Printf("\nsteal during the scenario: %.1f%% of CPU time\n\n", steal)
+}
+
+func quotient(a, b float64) float64 {
 	if b == 0 {
 		return 0
 	}
-	return float64(a) / float64(b)
+	return a / b
 }
 
-// freePort returns a port that is free, and whose successor is free too
+// median returns the median of v (the mean of the middle two for an even
+// count), 0 for none.
+func median(v []float64) float64 {
+	if len(v) == 0 {
+		return 0
+	}
+	s := slices.Clone(v)
+	slices.Sort(s)
+	if n := len(s); n%2 == 0 {
+		return (s[n/2-1] + s[n/2]) / 2
+	}
+	return s[len(s)/2]
+}
+
+func minOf(rs []result, f func(result) float64) float64 {
+	m := f(rs[0])
+	for _, r := range rs[1:] {
+		m = min(m, f(r))
+	}
+	return m
+}
+
+// portSet hands out ports for the proxies, backends and fulcrum's admin
+// address, never one it handed out before, nor its neighbour.
+type portSet map[int]bool
+
+// free returns a port that is free, and whose successor is free too
 // (fulcrum's admin address). It is taken below the kernel's ephemeral range
 // (net.ipv4.ip_local_port_range, 32768 up by default): the load
 // generator's and the idle scenario's thousands of client sockets, and
 // their TIME_WAIT remnants, live in that range, and a port taken there
-// could be in use again by the time the proxy binds it.
-func freePort() int {
+// could be in use again by the time the proxy binds it. Ports handed out
+// earlier are skipped even when nothing listens on them yet, as a
+// fulcrum's admin address may not be bound when the next proxy's port is
+// chosen.
+func (s portSet) free() int {
 	for {
 		port := 20000 + rand.IntN(12000)
+		if s[port-1] || s[port] || s[port+1] {
+			continue
+		}
 		a, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
 		if err != nil {
 			continue
@@ -205,16 +402,19 @@ func freePort() int {
 			continue
 		}
 		b.Close()
+		s[port], s[port+1] = true, true
 		return port
 	}
 }
 
-func startNginxBackends(dir string, p1, p2 int) (func(), error) {
+// startNginxBackends starts the nginx the proxies forward to, with room for
+// maxconn connections from a proxy.
+func startNginxBackends(dir string, p1, p2, maxconn int) (func(), error) {
 	conf := fmt.Sprintf(`worker_processes 1;
 daemon off;
 pid %[1]s/backends.pid;
 error_log %[1]s/backends.err;
-events { worker_connections 16384; }
+events { worker_connections %[4]d; }
 http {
   access_log off;
   keepalive_requests 1000000;
@@ -226,7 +426,7 @@ http {
   server { listen 127.0.0.1:%[2]d; location / { return 200 "hello from backend 1\n"; } location = /1m { alias %[1]s/1m.bin; } }
   server { listen 127.0.0.1:%[3]d; location / { return 200 "hello from backend 2\n"; } location = /1m { alias %[1]s/1m.bin; } }
 }
-`, dir, p1, p2)
+`, dir, p1, p2, max(16384, maxconn+1000))
 	if err := os.WriteFile(filepath.Join(dir, "1m.bin"), make([]byte, 1<<20), 0o644); err != nil {
 		return nil, err
 	}
@@ -237,12 +437,16 @@ http {
 	return func() { stop(cmd) }, nil
 }
 
-func startProxy(name, mode, dir, fulcrum string, port, be1, be2, procs int) (*exec.Cmd, error) {
+// startProxy starts one proxy in mode (http or tcp) on port in front of the
+// two backends. maxconn is HAProxy's connection limit; nginx gets at least
+// 16,384 worker connections, and 1,000 more than maxconn (an idle client
+// connection holds no upstream one beyond the keepalive cache of 128).
+func startProxy(name, mode, dir, fulcrum string, port, be1, be2, procs, maxconn int) (*exec.Cmd, error) {
 	switch name {
 	case "haproxy":
 		conf := fmt.Sprintf(`global
   nbthread %[5]d
-  maxconn 9900
+  maxconn %[6]d
 defaults
   mode %[1]s
   timeout connect 5s
@@ -255,7 +459,7 @@ backend b
   balance roundrobin
   server s1 127.0.0.1:%[3]d
   server s2 127.0.0.1:%[4]d
-`, mode, port, be1, be2, procs)
+`, mode, port, be1, be2, procs, maxconn)
 		return startProcess(dir, "haproxy-"+mode, "haproxy", []string{"-db", "-f", write(dir, "haproxy-"+mode+".cfg", conf)}, nil, port)
 	case "nginx":
 		var body string
@@ -280,7 +484,7 @@ backend b
 		if mode == "tcp" {
 			load = "load_module /usr/lib/nginx/modules/ngx_stream_module.so;\n"
 		}
-		conf := fmt.Sprintf("%sworker_processes %d;\ndaemon off;\npid %s/nginx-proxy.pid;\nerror_log %s/nginx-proxy.err;\nevents { worker_connections 16384; }\n%s\n", load, procs, dir, dir, body)
+		conf := fmt.Sprintf("%sworker_processes %d;\ndaemon off;\npid %s/nginx-proxy.pid;\nerror_log %s/nginx-proxy.err;\nevents { worker_connections %d; }\n%s\n", load, procs, dir, dir, max(16384, maxconn+1000), body)
 		return startProcess(dir, "nginx-"+mode, "nginx", []string{"-c", write(dir, "nginx-"+mode+".conf", conf), "-p", dir}, nil, port)
 	case "fulcrum":
 		conf := fmt.Sprintf(`admin: "127.0.0.1:%[5]d"
@@ -346,10 +550,14 @@ func stop(cmd *exec.Cmd) {
 
 var (
 	reRPS     = regexp.MustCompile(`Requests/sec:\s+([\d.]+)`)
+	reTotal   = regexp.MustCompile(`(\d+) requests in [\d.]+\w+, ([\d.]+)(B|KB|MB|GB|TB) read`)
 	reXfer    = regexp.MustCompile(`Transfer/sec:\s+([\d.]+)(B|KB|MB|GB)`)
 	reLatency = regexp.MustCompile(`(?m)^\s+(50|99)%\s+([\d.]+)(us|ms|s)\s*$`)
 	reErrors  = regexp.MustCompile(`(?m)^\s+(Non-2xx or 3xx responses: \d+|Socket errors: .*)$`)
 )
+
+// mib maps wrk's size units (powers of 1024) to MiB.
+var mib = map[string]float64{"B": 1.0 / (1 << 20), "KB": 1.0 / 1024, "MB": 1, "GB": 1024, "TB": 1 << 20}
 
 // wrk runs wrk and returns its figures.
 func wrk(url string, threads, conns int, dur time.Duration, extra []string) (result, error) {
@@ -364,9 +572,14 @@ func wrk(url string, threads, conns int, dur time.Duration, extra []string) (res
 		return r, errors.New("wrk: no Requests/sec in output: " + string(out))
 	}
 	r.rps, _ = strconv.ParseFloat(string(m[1]), 64)
+	if m := reTotal.FindSubmatch(out); m != nil {
+		r.requests, _ = strconv.ParseInt(string(m[1]), 10, 64)
+		v, _ := strconv.ParseFloat(string(m[2]), 64)
+		r.readMB = v * mib[string(m[3])]
+	}
 	if m := reXfer.FindSubmatch(out); m != nil {
 		v, _ := strconv.ParseFloat(string(m[1]), 64)
-		r.mbps = v * map[string]float64{"B": 1.0 / (1 << 20), "KB": 1.0 / 1024, "MB": 1, "GB": 1024}[string(m[2])]
+		r.mbps = v * mib[string(m[2])]
 	}
 	for _, m := range reLatency.FindAllSubmatch(out, -1) {
 		v, _ := strconv.ParseFloat(string(m[2]), 64)
@@ -420,7 +633,7 @@ func idleConns(pid int, addr string, n int) (idleResult, error) {
 	r := idleResult{before: rss(pid)}
 	conns := make([]net.Conn, 0, n)
 	defer func() {
-		// Reset rather than close: 9,000 sockets in TIME_WAIT would hold
+		// Reset rather than close: thousands of sockets in TIME_WAIT would hold
 		// local ports for a minute, and the next scenario could not
 		// connect to a proxy whose port collides with one of them.
 		for _, c := range conns {
@@ -470,25 +683,94 @@ func rss(pid int) int64 { return treeKB(pid, "VmRSS:") }
 // treeKB sums a KiB field of /proc/PID/status over pid and its children.
 func treeKB(pid int, field string) int64 {
 	total := statusKB(pid, field)
+	for _, child := range children(pid) {
+		total += statusKB(child, field)
+	}
+	return total
+}
+
+// cpuTicks returns the user and system CPU time, in clock ticks, that pid
+// and its children (nginx's workers) have used so far.
+func cpuTicks(pid int) int64 {
+	total := statTicks(pid)
+	for _, child := range children(pid) {
+		total += statTicks(child)
+	}
+	return total
+}
+
+// statFields returns the fields of /proc/PID/stat after the command name,
+// the first being field 3 (state) in proc(5)'s numbering.
+func statFields(pid int) []string {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return nil
+	}
+	// pid (comm) state ppid …; comm may hold spaces, so cut after ')'.
+	i := strings.LastIndexByte(string(b), ')')
+	if i < 0 {
+		return nil
+	}
+	return strings.Fields(string(b[i+1:]))
+}
+
+// statTicks returns utime + stime (fields 14 and 15 of /proc/PID/stat) of
+// one process, all its threads included.
+func statTicks(pid int) int64 {
+	f := statFields(pid)
+	if len(f) < 13 {
+		return 0
+	}
+	u, _ := strconv.ParseInt(f[14-3], 10, 64)
+	s, _ := strconv.ParseInt(f[15-3], 10, 64)
+	return u + s
+}
+
+// children returns the pids of pid's child processes.
+func children(pid int) []int {
+	var kids []int
 	entries, _ := os.ReadDir("/proc")
 	for _, e := range entries {
 		child, err := strconv.Atoi(e.Name())
 		if err != nil {
 			continue
 		}
-		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", child))
-		if err != nil {
-			continue
-		}
-		// pid (comm) state ppid …; comm may hold spaces, so cut after ')'.
-		if i := strings.LastIndexByte(string(b), ')'); i > 0 {
-			f := strings.Fields(string(b[i+1:]))
-			if len(f) > 1 && f[1] == strconv.Itoa(pid) {
-				total += statusKB(child, field)
-			}
+		if f := statFields(child); len(f) > 1 && f[1] == strconv.Itoa(pid) {
+			kids = append(kids, child)
 		}
 	}
-	return total
+	return kids
+}
+
+// cpuTimes is the machine's cpu line of /proc/stat: steal and total ticks.
+type cpuTimes struct{ steal, total int64 }
+
+// readSteal reads the machine's steal and total CPU time so far. The cpu
+// line of /proc/stat holds user nice system idle iowait irq softirq steal
+// guest guest_nice; guest time is already counted in user, so the total
+// is the sum of the first eight.
+func readSteal() cpuTimes {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return cpuTimes{}
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	f := strings.Fields(line)
+	var t cpuTimes
+	for i := 1; i < len(f) && i <= 8; i++ {
+		v, _ := strconv.ParseInt(f[i], 10, 64)
+		t.total += v
+		if i == 8 {
+			t.steal = v
+		}
+	}
+	return t
+}
+
+// since returns the steal time between then and t as a percentage of all
+// CPU time.
+func (t cpuTimes) since(then cpuTimes) float64 {
+	return 100 * quotient(float64(t.steal-then.steal), float64(t.total-then.total))
 }
 
 // profile takes a 5 s CPU profile and then an allocation profile of the
@@ -522,9 +804,9 @@ func profile(admin, dir, name string, load func()) error {
 
 // soakRun keeps fulcrum under keep-alive load for o.soak and prints its RSS
 // each minute: memory that grows with time would show.
-func soakRun(o opts, dir string, be1, be2 int) error {
-	port := freePort()
-	cmd, err := startProxy("fulcrum", "http", dir, o.fulcrum, port, be1, be2, o.procs)
+func soakRun(o opts, dir string, ports portSet, be1, be2 int) error {
+	port := ports.free()
+	cmd, err := startProxy("fulcrum", "http", dir, o.fulcrum, port, be1, be2, o.procs, o.maxconn(false))
 	if err != nil {
 		return err
 	}
