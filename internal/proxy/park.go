@@ -5,7 +5,6 @@ import (
 	"net"
 	"os"
 	"sync"
-	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -39,8 +38,7 @@ func (f *HTTPFrontend) parkWait() time.Duration {
 // for all the parked connections' idle timeouts.
 type parker struct {
 	mu     sync.Mutex // guards the fields below, and clientConn's raw and parking fields
-	epfd   int        // the epoll set; valid while ep is open
-	ep     *os.File   // nil until the first park
+	ep     *epollSet  // nil until the first park
 	conns  map[int32]*clientConn
 	due    parkHeap    // parked connections with an idle timeout, earliest first
 	timer  *time.Timer // fires at due[0].parkDue
@@ -65,17 +63,14 @@ func (p *parker) park(cc *clientConn, timeout time.Duration) bool {
 	}
 	// The socket is kept by a descriptor of its own, and the Go
 	// connection closed: only the duplicate holds it open.
-	fd := -1
-	var err error
-	if cerr := cc.br.rc.Control(func(s uintptr) {
-		fd, err = unix.FcntlInt(s, unix.F_DUPFD_CLOEXEC, 0)
-	}); cerr != nil || err != nil {
+	fd, err := dupSocket(cc.br.rc)
+	if err != nil {
 		p.mu.Unlock()
 		return false
 	}
 	// One-shot: the first event disarms the socket, and wake removes it.
 	ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLRDHUP | unix.EPOLLONESHOT, Fd: int32(fd)}
-	if unix.EpollCtl(p.epfd, unix.EPOLL_CTL_ADD, fd, &ev) != nil {
+	if unix.EpollCtl(p.ep.fd, unix.EPOLL_CTL_ADD, fd, &ev) != nil {
 		unix.Close(fd)
 		p.mu.Unlock()
 		return false
@@ -99,51 +94,33 @@ func (p *parker) park(cc *clientConn, timeout time.Duration) bool {
 
 // start creates the epoll set and the goroutine that waits on it.
 func (p *parker) start() bool {
-	fd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+	ep, err := newEpollSet("parked-connections")
 	if err != nil {
 		p.closed = true
 		return false
 	}
-	// Non-blocking, so that os.NewFile registers it with the Go poller.
-	if unix.SetNonblock(fd, true) != nil {
-		unix.Close(fd)
-		p.closed = true
-		return false
-	}
-	ep := os.NewFile(uintptr(fd), "parked-connections")
-	rc, err := ep.SyscallConn()
-	if err != nil {
-		ep.Close()
-		p.closed = true
-		return false
-	}
-	p.epfd, p.ep, p.conns, p.epoch = fd, ep, map[int32]*clientConn{}, time.Now()
+	p.ep, p.conns, p.epoch = ep, map[int32]*clientConn{}, time.Now()
 	p.timer = time.AfterFunc(time.Hour, p.expire)
 	p.timer.Stop()
-	go p.loop(rc)
+	go p.loop()
 	return true
 }
 
 // loop resumes connections as their sockets report readiness, until the
 // epoll set is closed.
-func (p *parker) loop(rc syscall.RawConn) {
+func (p *parker) loop() {
 	events := make([]unix.EpollEvent, 64)
 	var ready []*clientConn
 	for {
-		err := rc.Read(func(fd uintptr) bool {
-			n, err := unix.EpollWait(int(fd), events, 0)
-			if n <= 0 || err != nil {
-				return false // nothing ready (or EINTR): wait for the poller
-			}
+		err := p.ep.wait(events, func(evs []unix.EpollEvent) {
 			p.mu.Lock()
-			for _, ev := range events[:n] {
+			for _, ev := range evs {
 				if cc := p.conns[ev.Fd]; cc != nil {
 					p.unpark(cc)
 					ready = append(ready, cc)
 				}
 			}
 			p.mu.Unlock()
-			return true
 		})
 		for i, cc := range ready {
 			go cc.f.run(cc, false)
@@ -183,7 +160,7 @@ func (p *parker) unpark(cc *clientConn) {
 		heap.Remove(&p.due, int(cc.parkIdx))
 	}
 	if !p.closed {
-		unix.EpollCtl(p.epfd, unix.EPOLL_CTL_DEL, int(fd), nil)
+		unix.EpollCtl(p.ep.fd, unix.EPOLL_CTL_DEL, int(fd), nil)
 	}
 	cc.parkedFD = -1
 	cc.resumeFD = fd
@@ -262,7 +239,7 @@ func (p *parker) close() {
 	p.closed = true
 	if p.ep != nil {
 		p.timer.Stop()
-		p.ep.Close()
+		p.ep.close()
 	}
 	p.mu.Unlock()
 	for _, cc := range ready {

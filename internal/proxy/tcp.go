@@ -3,11 +3,9 @@ package proxy
 import (
 	"context"
 	"errors"
-	"io"
 	"log/slog"
 	"net"
 	"net/netip"
-	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -16,7 +14,7 @@ import (
 )
 
 // TCPFrontend relays TCP connections to a backend's servers, with the same
-// balancing, retries and health as HTTP, copying with splice(2) on Linux.
+// balancing, retries and health as HTTP (see relay for the copying).
 type TCPFrontend struct {
 	Name  string
 	Stats Counters
@@ -71,28 +69,55 @@ func (f *TCPFrontend) Serve(ln net.Listener) error {
 			c.Close()
 			return
 		}
-		go func() {
-			defer f.conns.remove(tc)
-			f.serve(tc)
-		}()
+		go f.serve(tc)
 	})
 }
 
 // Shutdown waits for connections to end until ctx is done, then closes them.
 func (f *TCPFrontend) Shutdown(ctx context.Context) error { return f.conns.shutdown(ctx) }
 
+// tcpConn is a client connection: its Go connection while its server is
+// chosen, then its pair in a relay loop.
 type tcpConn struct {
-	c net.Conn
+	c      net.Conn
+	mu     sync.Mutex // guards pair and closed
+	pair   *relayPair
+	closed bool
 }
 
-func (t *tcpConn) close()         { t.c.Close() }
+func (t *tcpConn) close() {
+	t.mu.Lock()
+	t.closed = true
+	p := t.pair
+	t.mu.Unlock()
+	if p != nil {
+		p.shut()
+	} else {
+		t.c.Close()
+	}
+}
 func (t *tcpConn) isActive() bool { return true }
 func (t *tcpConn) setClosing()    {}
-func (t *tcpConn) wake()          { t.c.Close() }
+func (t *tcpConn) wake()          { t.close() }
 
 func (f *TCPFrontend) serve(t *tcpConn) {
 	c := t.c
-	defer c.Close()
+	var limiter *edge.Limiter
+	var peer netip.Addr
+	// release ends the connection in the frontend: here, unless the relay
+	// loop took it over (then its finish calls release).
+	release := func() {
+		c.Close()
+		if limiter != nil {
+			limiter.Release(peer)
+		}
+		f.conns.remove(t)
+	}
+	defer func() {
+		if release != nil {
+			release()
+		}
+	}()
 	start := time.Now()
 	f.Stats.Requests.Add(1)
 	fc := f.cfg.Load()
@@ -100,7 +125,6 @@ func (f *TCPFrontend) serve(t *tcpConn) {
 	if b == nil {
 		return
 	}
-	var peer netip.Addr
 	if a, ok := c.RemoteAddr().(*net.TCPAddr); ok {
 		peer = a.AddrPort().Addr().Unmap()
 	}
@@ -113,7 +137,7 @@ func (f *TCPFrontend) serve(t *tcpConn) {
 			f.Stats.RateLimited.Add(1)
 			return
 		}
-		defer fc.Limiter.Release(peer)
+		limiter = fc.Limiter
 	}
 	bc := b.cfg.Load()
 	b.Stats.Requests.Add(1)
@@ -178,58 +202,31 @@ func (f *TCPFrontend) serve(t *tcpConn) {
 	srv.observe(nil)
 	srv.Stats.Requests.Add(1)
 	srv.Active.Add(1)
-	defer func() {
+	rel := release
+	done := func(in, out int64, err error) {
 		srv.Active.Add(-1)
 		b.release(srv)
-	}()
-	var in, out int64
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		in = splice(sc, c, fc.TimeoutClient)
-	}()
-	out = splice(c, sc, bc.ServerTimeout)
-	wg.Wait()
-	sc.Close()
-	for _, cs := range []*Counters{&f.Stats, &b.Stats, &srv.Stats} {
-		cs.BytesIn.Add(uint64(in))
-		cs.BytesOut.Add(uint64(out))
+		for _, cs := range []*Counters{&f.Stats, &b.Stats, &srv.Stats} {
+			cs.BytesIn.Add(uint64(in))
+			cs.BytesOut.Add(uint64(out))
+		}
+		f.log(fc, c, b, srv, start, in, out, retries, err)
+		rel()
 	}
-	f.log(fc, c, b, srv, start, in, out, retries, nil)
-}
-
-// spliceRound is how much one copy round may move before the idle deadline
-// is renewed.
-const spliceRound = 4 << 20
-
-// splice copies src to dst until src ends or stays silent for idle, then
-// half-closes dst (so the other direction can finish: half-close is
-// relayed). Between two *net.TCPConn, io.Copy uses splice(2): the bytes
-// never enter user space. The idle deadline is renewed every round, so a
-// connection closes after between idle and 2×idle of silence.
-func splice(dst, src net.Conn, idle time.Duration) int64 {
-	var total int64
-	for {
-		if idle > 0 {
-			src.SetReadDeadline(time.Now().Add(idle))
-		}
-		lr := &io.LimitedReader{R: src, N: spliceRound}
-		n, err := io.Copy(dst, lr)
-		total += n
-		if err != nil {
-			if errors.Is(err, os.ErrDeadlineExceeded) && n > 0 {
-				continue // traffic during the round: not idle
-			}
-			// A read or write error: end both directions.
-			src.Close()
-			dst.Close()
-			return total
-		}
-		if lr.N > 0 { // EOF from src
-			closeWrite(dst)
-			return total
-		}
+	// From here a relay loop owns both sockets, and the rest of the
+	// connection's bookkeeping is done's.
+	release = nil
+	t.mu.Lock()
+	if t.closed {
+		err = net.ErrClosed
+	} else {
+		t.pair, err = startRelay(c, sc, fc.TimeoutClient, bc.ServerTimeout, func(in, out int64) { done(in, out, nil) })
+	}
+	t.mu.Unlock()
+	if err != nil {
+		sc.Close()
+		b.Stats.RespErrors.Add(1)
+		done(0, 0, err)
 	}
 }
 

@@ -1,0 +1,64 @@
+package proxy
+
+import (
+	"os"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// epollSet is an epoll set that is itself watched by the Go network
+// poller: a goroutine waits on it without holding a thread.
+type epollSet struct {
+	fd int
+	f  *os.File
+	rc syscall.RawConn
+}
+
+func newEpollSet(name string) (*epollSet, error) {
+	fd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+	if err != nil {
+		return nil, err
+	}
+	// Non-blocking, so that os.NewFile registers it with the Go poller.
+	if err := unix.SetNonblock(fd, true); err != nil {
+		unix.Close(fd)
+		return nil, err
+	}
+	f := os.NewFile(uintptr(fd), name)
+	rc, err := f.SyscallConn()
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	return &epollSet{fd: fd, f: f, rc: rc}, nil
+}
+
+// wait waits until some of the set's sockets are ready and calls handle
+// with their events (in events' storage). It fails once the set is closed.
+func (e *epollSet) wait(events []unix.EpollEvent, handle func([]unix.EpollEvent)) error {
+	return e.rc.Read(func(fd uintptr) bool {
+		n, err := unix.EpollWait(int(fd), events, 0)
+		if n <= 0 || err != nil {
+			return false // nothing ready (or EINTR): wait in the Go poller
+		}
+		handle(events[:n])
+		return true
+	})
+}
+
+func (e *epollSet) close() { e.f.Close() }
+
+// dupSocket returns a descriptor of its own for rc's socket, which keeps the
+// socket open when the Go connection is closed (and so taken out of the Go
+// poller).
+func dupSocket(rc syscall.RawConn) (int, error) {
+	fd := -1
+	var err error
+	if cerr := rc.Control(func(s uintptr) {
+		fd, err = unix.FcntlInt(s, unix.F_DUPFD_CLOEXEC, 0)
+	}); cerr != nil {
+		return -1, cerr
+	}
+	return fd, err
+}

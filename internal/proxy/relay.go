@@ -1,0 +1,368 @@
+package proxy
+
+import (
+	"errors"
+	"net"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// TCP mode relays bytes in event loops, as HAProxy does, rather than in a
+// goroutine per direction: a goroutine blocked in a read costs a wasted
+// read (EAGAIN) and a park and wake-up for every message, which at small
+// messages is a third of the work. A loop learns from its epoll set which
+// sockets are readable and reads each only then; a short read means the
+// socket is drained until its next edge, so no read is wasted either.
+//
+// Each loop is one goroutine waiting on its epoll set through the Go
+// network poller. There is one loop per GOMAXPROCS, shared by every TCP
+// frontend; connection pairs are dealt to them in turn.
+
+// relayBufSize is the size of a loop's read buffer, and the most that
+// waits in memory for a slow reader per direction (as HAProxy's bufsize).
+const relayBufSize = 16 << 10
+
+// relaySweep is how often a loop checks its connections' idle timeouts: a
+// silent connection closes between its timeout and this much later.
+const relaySweep = 100 * time.Millisecond
+
+var relayBufs = sync.Pool{New: func() any { b := make([]byte, relayBufSize); return &b }}
+
+// relayLoop relays connection pairs whose sockets are in its epoll set.
+type relayLoop struct {
+	mu     sync.Mutex // guards everything below
+	ep     *epollSet
+	sides  map[int32]*relaySide
+	buf    []byte
+	epoch  time.Time
+	now    time.Duration // the loop's clock (since epoch), read once per batch
+	ended  []*relayPair  // closed while mu is held: finished once it is released
+	timer  *time.Timer   // the idle sweep, armed while there are connections
+	swept  bool          // timer is armed
+	failed error         // the epoll set failed: no more pairs
+}
+
+// relayPair is a client connection and its server connection.
+type relayPair struct {
+	loop           *relayLoop
+	client, server relaySide
+	closed         bool
+	finish         func(in, out int64)
+}
+
+// relaySide is one socket of a pair.
+type relaySide struct {
+	fd   int
+	pair *relayPair
+	peer *relaySide
+	// pend holds bytes read from the peer that this socket has not taken
+	// yet; while it does, the peer is not read.
+	pend     *[]byte
+	pendData []byte
+	readable bool // may have data: read until EAGAIN or a short read
+	hup      bool // the other end shut its writing: read until EOF
+	eof      bool // read to its end (its peer's writing is shut)
+	// last is when the socket was last read or written (loop clock), and
+	// timeout how long it may stay silent (zero: forever).
+	last, timeout time.Duration
+	n             int64 // bytes read from the socket
+}
+
+var relays struct {
+	once  sync.Once
+	loops []*relayLoop
+	err   error
+	next  atomic.Uint32
+}
+
+// startRelay hands client and server to a relay loop: their Go connections
+// are closed, and the loop holds the sockets until both directions have
+// ended, a socket fails, one side stays silent beyond its timeout (zero:
+// none), or the pair is shut. Then it closes both and calls finish with the
+// bytes read from the client and from the server.
+func startRelay(client, server net.Conn, clientTimeout, serverTimeout time.Duration, finish func(in, out int64)) (*relayPair, error) {
+	relays.once.Do(func() {
+		for range runtime.GOMAXPROCS(0) {
+			l, err := newRelayLoop()
+			if err != nil {
+				relays.err = err
+				return
+			}
+			relays.loops = append(relays.loops, l)
+		}
+	})
+	if relays.err != nil {
+		return nil, relays.err
+	}
+	l := relays.loops[int(relays.next.Add(1))%len(relays.loops)]
+	cfd, err := detach(client)
+	if err != nil {
+		return nil, err
+	}
+	sfd, err := detach(server)
+	if err != nil {
+		unix.Close(cfd)
+		return nil, err
+	}
+	client.Close()
+	server.Close()
+	p := &relayPair{loop: l, finish: finish}
+	p.client = relaySide{fd: cfd, pair: p, peer: &p.server, timeout: clientTimeout}
+	p.server = relaySide{fd: sfd, pair: p, peer: &p.client, timeout: serverTimeout}
+	if err := l.add(p); err != nil {
+		unix.Close(cfd)
+		unix.Close(sfd)
+		return nil, err
+	}
+	return p, nil
+}
+
+// detach returns a descriptor of its own for c's socket.
+func detach(c net.Conn) (int, error) {
+	sc, ok := c.(syscall.Conn)
+	if !ok {
+		return -1, errors.New("relay: not a socket")
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return -1, err
+	}
+	return dupSocket(rc)
+}
+
+func newRelayLoop() (*relayLoop, error) {
+	ep, err := newEpollSet("tcp-relay")
+	if err != nil {
+		return nil, err
+	}
+	l := &relayLoop{ep: ep, sides: map[int32]*relaySide{}, buf: make([]byte, relayBufSize), epoch: time.Now()}
+	l.timer = time.AfterFunc(time.Hour, l.sweep)
+	l.timer.Stop()
+	go l.run()
+	return l, nil
+}
+
+// add registers p's sockets. Data that arrived already is reported at once:
+// adding a ready socket to an epoll set queues its event.
+func (l *relayLoop) add(p *relayPair) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.failed != nil {
+		return l.failed
+	}
+	now := time.Since(l.epoch)
+	for _, s := range []*relaySide{&p.client, &p.server} {
+		s.last = now
+		ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLOUT | unix.EPOLLRDHUP | unix.EPOLLET, Fd: int32(s.fd)}
+		if err := unix.EpollCtl(l.ep.fd, unix.EPOLL_CTL_ADD, s.fd, &ev); err != nil {
+			if s == &p.server {
+				unix.EpollCtl(l.ep.fd, unix.EPOLL_CTL_DEL, p.client.fd, nil)
+				delete(l.sides, int32(p.client.fd))
+			}
+			return err
+		}
+		l.sides[int32(s.fd)] = s
+	}
+	if !l.swept {
+		l.swept = true
+		l.timer.Reset(relaySweep)
+	}
+	return nil
+}
+
+// run handles readiness until the epoll set fails, which it should not.
+func (l *relayLoop) run() {
+	events := make([]unix.EpollEvent, 256)
+	for {
+		var ended []*relayPair
+		err := l.ep.wait(events, func(evs []unix.EpollEvent) {
+			l.mu.Lock()
+			l.now = time.Since(l.epoch)
+			for _, ev := range evs {
+				if s := l.sides[ev.Fd]; s != nil {
+					l.event(s, ev.Events)
+				}
+			}
+			ended = l.takeEnded()
+			l.mu.Unlock()
+		})
+		finishAll(ended)
+		if err != nil {
+			l.mu.Lock()
+			l.failed = err
+			for _, s := range l.sides {
+				l.close(s.pair)
+			}
+			ended = l.takeEnded()
+			l.mu.Unlock()
+			finishAll(ended)
+			l.ep.close()
+			return
+		}
+	}
+}
+
+// event handles readiness of s.
+func (l *relayLoop) event(s *relaySide, ev uint32) {
+	if ev&(unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) != 0 {
+		s.hup = true
+	}
+	if ev&(unix.EPOLLIN|unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) != 0 {
+		s.readable = true
+	}
+	if s.pend != nil && ev&(unix.EPOLLOUT|unix.EPOLLHUP|unix.EPOLLERR) != 0 {
+		l.flush(s)
+	}
+	l.pump(s, s.peer)
+	l.pump(s.peer, s)
+}
+
+// pump copies from src to dst while src has data and dst takes it.
+func (l *relayLoop) pump(src, dst *relaySide) {
+	p := src.pair
+	for src.readable && !src.eof && dst.pend == nil && !p.closed {
+		n, err := unix.Read(src.fd, l.buf)
+		switch {
+		case err == unix.EINTR:
+			continue
+		case err == unix.EAGAIN:
+			src.readable = false
+			return
+		case err != nil:
+			l.close(p)
+			return
+		case n == 0:
+			// Relay the half-close; the pair ends when both directions
+			// have.
+			src.eof, src.readable = true, false
+			src.last = l.now
+			if dst.eof {
+				l.close(p)
+				return
+			}
+			unix.Shutdown(dst.fd, unix.SHUT_WR)
+			return
+		}
+		src.n += int64(n)
+		src.last = l.now
+		w := l.write(dst, l.buf[:n])
+		if w < 0 {
+			return
+		}
+		if w < n {
+			dst.pend = relayBufs.Get().(*[]byte)
+			dst.pendData = append((*dst.pend)[:0], l.buf[w:n]...)
+			return
+		}
+		if n < len(l.buf) && !src.hup {
+			// A short read drained the socket: it is readable again at
+			// its next edge.
+			src.readable = false
+		}
+	}
+}
+
+// flush writes what waits for s; when all is taken, its peer is read
+// again (see event).
+func (l *relayLoop) flush(s *relaySide) {
+	w := l.write(s, s.pendData)
+	if w < 0 {
+		return
+	}
+	s.pendData = s.pendData[w:]
+	if len(s.pendData) == 0 {
+		relayBufs.Put(s.pend)
+		s.pend, s.pendData = nil, nil
+	}
+}
+
+// write writes b to s until it would block; it returns how much it wrote,
+// or -1 when the write failed and the pair is closed.
+func (l *relayLoop) write(s *relaySide, b []byte) int {
+	w := 0
+	for w < len(b) {
+		n, err := unix.Write(s.fd, b[w:])
+		if err == unix.EINTR {
+			continue
+		}
+		if err == unix.EAGAIN {
+			break
+		}
+		if err != nil {
+			l.close(s.pair)
+			return -1
+		}
+		w += n
+	}
+	if w > 0 {
+		s.last = l.now
+	}
+	return w
+}
+
+// close closes both sockets of p (l.mu held); p is finished once l.mu is
+// released (see takeEnded).
+func (l *relayLoop) close(p *relayPair) {
+	if p.closed {
+		return
+	}
+	p.closed = true
+	for _, s := range []*relaySide{&p.client, &p.server} {
+		delete(l.sides, int32(s.fd))
+		unix.EpollCtl(l.ep.fd, unix.EPOLL_CTL_DEL, s.fd, nil)
+		unix.Close(s.fd)
+		if s.pend != nil {
+			relayBufs.Put(s.pend)
+			s.pend, s.pendData = nil, nil
+		}
+	}
+	l.ended = append(l.ended, p)
+}
+
+func (l *relayLoop) takeEnded() []*relayPair {
+	e := l.ended
+	l.ended = nil
+	return e
+}
+
+func finishAll(ps []*relayPair) {
+	for _, p := range ps {
+		p.finish(p.client.n, p.server.n)
+	}
+}
+
+// sweep closes the pairs with a side silent beyond its timeout.
+func (l *relayLoop) sweep() {
+	l.mu.Lock()
+	l.now = time.Since(l.epoch)
+	for _, s := range l.sides {
+		if s.timeout > 0 && l.now-s.last > s.timeout {
+			l.close(s.pair)
+		}
+	}
+	ended := l.takeEnded()
+	l.swept = len(l.sides) > 0
+	if l.swept {
+		l.timer.Reset(relaySweep)
+	}
+	l.mu.Unlock()
+	finishAll(ended)
+}
+
+// shut closes the pair now. Its finish runs in a goroutine of its own: the
+// caller may hold locks that finish takes.
+func (p *relayPair) shut() {
+	l := p.loop
+	l.mu.Lock()
+	l.close(p)
+	ended := l.takeEnded()
+	l.mu.Unlock()
+	if len(ended) > 0 {
+		go finishAll(ended)
+	}
+}

@@ -1,0 +1,377 @@
+package proxy
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"errors"
+	"io"
+	"math/rand/v2"
+	"net"
+	"os"
+	"sync"
+	"testing"
+	"time"
+
+	"fulcrum/internal/balance"
+)
+
+// tcpProxy runs a TCP frontend on loopback in front of server addresses;
+// it returns the frontend, its backend and its address.
+func tcpProxy(t *testing.T, clientTimeout, serverTimeout time.Duration, addrs ...string) (*TCPFrontend, *Backend, string) {
+	t.Helper()
+	bs := make([]balance.Server, len(addrs))
+	ss := make([]*Server, len(addrs))
+	for i, a := range addrs {
+		bs[i] = balance.Server{Weight: 1}
+		ss[i] = NewServer("s", a, i)
+	}
+	bal, err := balance.New("roundrobin", bs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := NewBackend("b", bal, ss, BackendConfig{ConnectTimeout: time.Second, ServerTimeout: serverTimeout})
+	f := NewTCPFrontend("t", &TCPConfig{Backend: b, TimeoutClient: clientTimeout})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go f.Serve(ln)
+	t.Cleanup(func() {
+		ln.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		f.Shutdown(ctx)
+	})
+	return f, b, ln.Addr().String()
+}
+
+// tcpServer accepts connections on loopback and runs handle on each; it
+// returns the address.
+func tcpServer(t *testing.T, handle func(net.Conn)) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	t.Cleanup(func() { ln.Close(); wg.Wait() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer c.Close()
+				handle(c)
+			}()
+		}
+	}()
+	return ln.Addr().String()
+}
+
+func dialTCP(t *testing.T, addr string) *net.TCPConn {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	c.SetDeadline(time.Now().Add(20 * time.Second))
+	return c.(*net.TCPConn)
+}
+
+// waitFor polls cond for up to 5 s.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for end := time.Now().Add(5 * time.Second); !cond(); {
+		if time.Now().After(end) {
+			t.Fatalf("after 5s: %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// Half-closes are relayed both ways: the client's end of its request
+// reaches the server, which answers after it; and a server that says its
+// piece and half-closes first still hears what the client sends after.
+func TestRelayHalfClose(t *testing.T) {
+	t.Run("client first", func(t *testing.T) {
+		srv := tcpServer(t, func(c net.Conn) {
+			b, _ := io.ReadAll(c) // until the client's half-close
+			c.Write(bytes.ToUpper(b))
+		})
+		f, b, addr := tcpProxy(t, 5*time.Second, 5*time.Second, srv)
+		c := dialTCP(t, addr)
+		c.Write([]byte("hello "))
+		c.Write([]byte("world"))
+		c.CloseWrite()
+		got, err := io.ReadAll(c)
+		if err != nil || string(got) != "HELLO WORLD" {
+			t.Fatalf("reply = %q, %v; want HELLO WORLD then EOF", got, err)
+		}
+		waitFor(t, "the frontend to count the connection out", func() bool { return f.ActiveConns() == 0 })
+		if in, out := f.Stats.BytesIn.Load(), f.Stats.BytesOut.Load(); in != 11 || out != 11 {
+			t.Errorf("bytes in/out = %d/%d, want 11/11", in, out)
+		}
+		if a := b.Servers()[0].Active.Load(); a != 0 {
+			t.Errorf("server active = %d after the connection ended, want 0", a)
+		}
+	})
+	t.Run("server first", func(t *testing.T) {
+		got := make(chan string, 1)
+		srv := tcpServer(t, func(c net.Conn) {
+			c.Write([]byte("greeting"))
+			c.(*net.TCPConn).CloseWrite()
+			b, _ := io.ReadAll(c)
+			got <- string(b)
+		})
+		_, _, addr := tcpProxy(t, 5*time.Second, 5*time.Second, srv)
+		c := dialTCP(t, addr)
+		g, err := io.ReadAll(c) // the greeting, then EOF: the server's half-close
+		if err != nil || string(g) != "greeting" {
+			t.Fatalf("read %q, %v; want greeting then EOF", g, err)
+		}
+		if _, err := c.Write([]byte("still talking")); err != nil {
+			t.Fatalf("write after the server's half-close: %v", err)
+		}
+		c.CloseWrite()
+		select {
+		case s := <-got:
+			if s != "still talking" {
+				t.Errorf("server heard %q, want still talking", s)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("the server never heard the client's end")
+		}
+	})
+}
+
+// Large streams in both directions at once, with a client that reads
+// slowly at first (so the relay must hold back and resume), arrive whole
+// and in order.
+func TestRelayBothWaysWithBackpressure(t *testing.T) {
+	const size = 32 << 20
+	up := make(chan [32]byte, 1)
+	srv := tcpServer(t, func(c net.Conn) {
+		sent := make(chan struct{})
+		go func() {
+			defer close(sent)
+			io.CopyN(c, rand.NewChaCha8([32]byte{2}), size)
+			c.(*net.TCPConn).CloseWrite()
+		}()
+		h := sha256.New()
+		io.Copy(h, c)
+		up <- [32]byte(h.Sum(nil))
+		<-sent
+	})
+	f, _, addr := tcpProxy(t, 10*time.Second, 10*time.Second, srv)
+	c := dialTCP(t, addr)
+	werr := make(chan error, 1)
+	go func() {
+		_, err := io.CopyN(c, rand.NewChaCha8([32]byte{1}), size)
+		c.CloseWrite()
+		werr <- err
+	}()
+	time.Sleep(300 * time.Millisecond) // the download backs up meanwhile
+	h := sha256.New()
+	n, err := io.Copy(h, c)
+	if err != nil || n != size {
+		t.Fatalf("downloaded %d bytes, %v; want %d", n, err, size)
+	}
+	if err := <-werr; err != nil {
+		t.Fatalf("upload: %v", err)
+	}
+	if got, want := [32]byte(h.Sum(nil)), sum(rand.NewChaCha8([32]byte{2}), size); got != want {
+		t.Error("download arrived changed")
+	}
+	if got, want := <-up, sum(rand.NewChaCha8([32]byte{1}), size); got != want {
+		t.Error("upload arrived changed")
+	}
+	waitFor(t, "the frontend to count the connection out", func() bool { return f.ActiveConns() == 0 })
+	if in, out := f.Stats.BytesIn.Load(), f.Stats.BytesOut.Load(); in != size || out != size {
+		t.Errorf("bytes in/out = %d/%d, want %d each", in, out, size)
+	}
+}
+
+func sum(r io.Reader, n int64) [32]byte {
+	h := sha256.New()
+	io.CopyN(h, r, n)
+	return [32]byte(h.Sum(nil))
+}
+
+// A side silent beyond its timeout closes the pair; traffic in either
+// direction keeps it open.
+func TestRelayIdleTimeout(t *testing.T) {
+	srv := tcpServer(t, func(c net.Conn) {
+		buf := make([]byte, 64)
+		for {
+			n, err := c.Read(buf)
+			if err != nil {
+				return
+			}
+			c.Write(buf[:n])
+		}
+	})
+	const timeout = 300 * time.Millisecond
+	_, _, addr := tcpProxy(t, timeout, 5*time.Second, srv)
+
+	t.Run("silent", func(t *testing.T) {
+		c := dialTCP(t, addr)
+		start := time.Now()
+		n, err := c.Read(make([]byte, 1))
+		took := time.Since(start)
+		if n != 0 || err == nil || isTimeout(err) {
+			t.Fatalf("read = %d, %v; want the connection closed", n, err)
+		}
+		if took < timeout || took > timeout+relaySweep+500*time.Millisecond {
+			t.Errorf("closed after %v, want between %v and %v", took, timeout, timeout+relaySweep+500*time.Millisecond)
+		}
+	})
+	t.Run("talking", func(t *testing.T) {
+		c := dialTCP(t, addr)
+		buf := make([]byte, 4)
+		for i := 0; i < 8; i++ { // 8 × 100 ms: well past the timeout
+			if _, err := c.Write([]byte("ping")); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := io.ReadFull(c, buf); err != nil {
+				t.Fatalf("echo %d: %v (closed while active)", i, err)
+			}
+			time.Sleep(timeout / 3)
+		}
+	})
+}
+
+// A server that resets its connection ends the client's too, and the
+// connection is counted out of the frontend and the server.
+func TestRelayServerReset(t *testing.T) {
+	srv := tcpServer(t, func(c net.Conn) {
+		c.Read(make([]byte, 16))
+		c.(*net.TCPConn).SetLinger(0)
+	})
+	f, b, addr := tcpProxy(t, 5*time.Second, 5*time.Second, srv)
+	c := dialTCP(t, addr)
+	c.Write([]byte("hi"))
+	if _, err := io.ReadAll(c); err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Logf("client saw %v", err) // a reset or an EOF: either ends it
+	} else if err != nil {
+		t.Fatal("the client's connection stayed open after the server's reset")
+	}
+	waitFor(t, "the frontend to count the connection out", func() bool { return f.ActiveConns() == 0 })
+	if a := b.Servers()[0].Active.Load(); a != 0 {
+		t.Errorf("server active = %d, want 0", a)
+	}
+}
+
+// Shutdown waits for relayed connections until its context ends, then
+// closes them; the server sees its connection end.
+func TestRelayShutdown(t *testing.T) {
+	heard, ended := make(chan struct{}), make(chan struct{})
+	srv := tcpServer(t, func(c net.Conn) {
+		c.Read(make([]byte, 1))
+		close(heard)
+		io.Copy(io.Discard, c)
+		close(ended)
+	})
+	f, _, addr := tcpProxy(t, time.Minute, time.Minute, srv)
+	c := dialTCP(t, addr)
+	c.Write([]byte("x"))
+	<-heard
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	if err := f.Shutdown(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("Shutdown = %v, want the context's deadline (the connection was open)", err)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("Shutdown took %v", d)
+	}
+	if _, err := io.ReadAll(c); err != nil {
+		t.Fatalf("client: %v, want EOF", err)
+	}
+	select {
+	case <-ended:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the server's connection stayed open")
+	}
+	waitFor(t, "the frontend to count the connection out", func() bool { return f.ActiveConns() == 0 })
+	if in := f.Stats.BytesIn.Load(); in != 1 {
+		t.Errorf("bytes in = %d, want 1", in)
+	}
+}
+
+// Many connections at once, each a conversation of small messages: every
+// reply comes back to its own client, and afterwards no connection or
+// descriptor is left.
+func TestRelayManyConversations(t *testing.T) {
+	srv := tcpServer(t, func(c net.Conn) {
+		buf := make([]byte, 256)
+		for {
+			n, err := c.Read(buf)
+			if err != nil {
+				return
+			}
+			c.Write(bytes.ToUpper(buf[:n]))
+		}
+	})
+	f, _, addr := tcpProxy(t, 10*time.Second, 10*time.Second, srv)
+	// One conversation first: the relay loops' own descriptors are made
+	// at the first use.
+	c := dialTCP(t, addr)
+	c.Write([]byte("x"))
+	io.ReadFull(c, make([]byte, 1))
+	c.Close()
+	waitFor(t, "the first connection to be counted out", func() bool { return f.ActiveConns() == 0 })
+	fds := openFDs(t)
+	const conns, msgs = 64, 50
+	var wg sync.WaitGroup
+	errs := make(chan error, conns)
+	for i := range conns {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c, err := net.Dial("tcp", addr)
+			if err != nil {
+				errs <- err
+				return
+			}
+			defer c.Close()
+			c.SetDeadline(time.Now().Add(20 * time.Second))
+			buf := make([]byte, 64)
+			for j := range msgs {
+				msg := []byte("conn-" + string(rune('a'+i%26)) + "-" + string(rune('a'+j%26)))
+				if _, err := c.Write(msg); err != nil {
+					errs <- err
+					return
+				}
+				if _, err := io.ReadFull(c, buf[:len(msg)]); err != nil {
+					errs <- err
+					return
+				}
+				if want := bytes.ToUpper(msg); !bytes.Equal(buf[:len(msg)], want) {
+					errs <- errors.New("reply " + string(buf[:len(msg)]) + ", want " + string(want))
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	waitFor(t, "every connection to be counted out", func() bool { return f.ActiveConns() == 0 })
+	waitFor(t, "the relay's descriptors to be closed", func() bool { return openFDs(t) <= fds })
+}
+
+func openFDs(t *testing.T) int {
+	es, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(es)
+}
