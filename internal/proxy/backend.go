@@ -218,6 +218,10 @@ func (c *Counters) countStatus(code int) {
 type serverConn struct {
 	net.Conn
 	rc       syscall.RawConn // set for plain TCP connections (see send)
+	sendStep func(fd uintptr) bool
+	out      []byte // send's state
+	sent     bool
+	werr     error
 	dl       deadlines
 	br       *bufio.Reader
 	bw       *bufio.Writer
@@ -248,26 +252,10 @@ func (sc *serverConn) send(p []byte, now time.Time) error {
 		sc.bw.Write(p)
 		return sc.bw.Flush()
 	}
-	var werr error
-	sent := false
-	err := sc.rc.Read(func(fd uintptr) bool {
-		if sent {
-			return true // readable: br reads the answer
-		}
-		sent = true
-		for len(p) > 0 {
-			n, err := syscall.Write(int(fd), p)
-			if err == syscall.EINTR {
-				continue
-			}
-			if err != nil {
-				werr = err // EAGAIN included: the rest goes the usual way
-				return true
-			}
-			p = p[n:]
-		}
-		return false // sent: wait for the answer
-	})
+	sc.out, sc.sent, sc.werr = p, false, nil
+	err := sc.rc.Read(sc.sendStep)
+	p, werr := sc.out, sc.werr
+	sc.out, sc.werr = nil, nil
 	if werr == syscall.EAGAIN {
 		_, werr = sc.Conn.Write(p)
 	}
@@ -278,6 +266,28 @@ func (sc *serverConn) send(p []byte, now time.Time) error {
 		return err
 	}
 	return nil // a timeout is found by the read of the answer
+}
+
+// sendOnce is send's step in the poller: the first call writes sc.out, the
+// next (once readable) ends the wait. It is bound once in sendStep, so
+// that a send allocates nothing.
+func (sc *serverConn) sendOnce(fd uintptr) bool {
+	if sc.sent {
+		return true // readable: br reads the answer
+	}
+	sc.sent = true
+	for len(sc.out) > 0 {
+		n, err := syscall.Write(int(fd), sc.out)
+		if err == syscall.EINTR {
+			continue
+		}
+		if err != nil {
+			sc.werr = err // EAGAIN included: the rest goes the usual way
+			return true
+		}
+		sc.out = sc.out[n:]
+	}
+	return false // sent: wait for the answer
 }
 
 const (
@@ -366,6 +376,7 @@ func (b *Backend) dial(ctx context.Context, cfg *BackendConfig, s *Server, clien
 	sc := &serverConn{Conn: c, dl: deadlines{c: c}, br: bufio.NewReaderSize(c, 8192), bw: bufio.NewWriterSize(c, 8192)}
 	if tc, ok := c.(*net.TCPConn); ok {
 		sc.rc, _ = tc.SyscallConn()
+		sc.sendStep = sc.sendOnce
 	}
 	return sc, nil
 }

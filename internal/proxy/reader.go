@@ -35,6 +35,11 @@ type connReader struct {
 	rc   syscall.RawConn // set for TCP connections: lets waitData read without a buffer held
 	bufp *[]byte         // nil while detached
 	r, w int
+	// waitData's step in the poller, bound once (see readOnce), and what
+	// it read.
+	readStep func(fd uintptr) bool
+	n        int
+	rerr     error
 }
 
 func newConnReader(c net.Conn) *connReader {
@@ -50,7 +55,27 @@ func (b *connReader) reset(c net.Conn) {
 	b.c, b.rc = c, nil
 	if tc, ok := c.(*net.TCPConn); ok {
 		b.rc, _ = tc.SyscallConn()
+		if b.readStep == nil {
+			b.readStep = b.readOnce
+		}
 	}
+}
+
+// readOnce reads into a buffer taken for it, once the socket is readable.
+func (b *connReader) readOnce(fd uintptr) bool {
+	bp := readBufs.Get().(*[]byte)
+	for {
+		b.n, b.rerr = syscall.Read(int(fd), *bp)
+		if b.rerr != syscall.EINTR {
+			break
+		}
+	}
+	if b.rerr == syscall.EAGAIN {
+		readBufs.Put(bp)
+		return false // wait for readability
+	}
+	b.bufp = bp
+	return true
 }
 
 func (b *connReader) buf() []byte { return *b.bufp }
@@ -86,23 +111,10 @@ func (b *connReader) waitData() error {
 	if b.rc == nil {
 		return b.fill()
 	}
-	var n int
-	var rerr error
-	err := b.rc.Read(func(fd uintptr) bool {
-		bp := readBufs.Get().(*[]byte)
-		for {
-			n, rerr = syscall.Read(int(fd), *bp)
-			if rerr != syscall.EINTR {
-				break
-			}
-		}
-		if rerr == syscall.EAGAIN {
-			readBufs.Put(bp)
-			return false // wait for readability
-		}
-		b.bufp = bp
-		return true
-	})
+	b.n, b.rerr = 0, nil
+	err := b.rc.Read(b.readStep)
+	n, rerr := b.n, b.rerr
+	b.rerr = nil
 	switch {
 	case err != nil:
 		b.release()
