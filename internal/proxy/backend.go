@@ -256,6 +256,9 @@ func (sc *serverConn) send(p []byte, now time.Time) error {
 	err := sc.rc.Read(sc.sendStep)
 	p, werr := sc.out, sc.werr
 	sc.out, sc.werr = nil, nil
+	if !sc.sent {
+		return err // refused before the write: closed, or past its deadline
+	}
 	if werr == syscall.EAGAIN {
 		_, werr = sc.Conn.Write(p)
 	}
