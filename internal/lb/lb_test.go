@@ -203,7 +203,7 @@ backends:
 	}
 }
 
-// A large transfer through TCP mode (spliced) arrives whole in both
+// A large transfer through TCP mode arrives whole in both
 // directions.
 func TestTCPModeLargeTransfer(t *testing.T) {
 	const size = 16 << 20
