@@ -20,8 +20,12 @@ import (
 // socket is drained until its next edge, so no read is wasted either.
 //
 // Each loop is one goroutine waiting on its epoll set through the Go
-// network poller. There is one loop per GOMAXPROCS, shared by every TCP
-// frontend; connection pairs are dealt to them in turn.
+// network poller. There is one loop per two of GOMAXPROCS (at least one),
+// shared by every TCP frontend; connection pairs are dealt to them in turn.
+// A loop is mostly system calls, whose other half (the peer's side of TCP
+// on loopback, the wake-ups) runs beside it: on two cores one loop beat two
+// on every measure (p99 1.6–2.8 ms against 5.5–6.5 ms, and 10 µs of CPU
+// per request against 12), the second loop waiting to be woken on a P.
 
 // relayBufSize is the size of a loop's read buffer, and the most that
 // waits in memory for a slow reader per direction (as HAProxy's bufsize).
@@ -87,7 +91,7 @@ var relays struct {
 // bytes read from the client and from the server.
 func startRelay(client, server net.Conn, clientTimeout, serverTimeout time.Duration, finish func(in, out int64)) (*relayPair, error) {
 	relays.once.Do(func() {
-		for range runtime.GOMAXPROCS(0) {
+		for range max(1, runtime.GOMAXPROCS(0)/2) {
 			l, err := newRelayLoop()
 			if err != nil {
 				relays.err = err
