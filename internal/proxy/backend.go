@@ -9,7 +9,6 @@ import (
 	"net/netip"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"fulcrum/internal/balance"
@@ -217,80 +216,10 @@ func (c *Counters) countStatus(code int) {
 // serverConn is a connection to a server with its buffers.
 type serverConn struct {
 	net.Conn
-	rc       syscall.RawConn // set for plain TCP connections (see send)
-	sendStep func(fd uintptr) bool
-	out      []byte // send's state
-	sent     bool
-	werr     error
 	dl       deadlines
 	br       *bufio.Reader
 	bw       *bufio.Writer
 	idleFrom time.Time
-}
-
-// awaitFresh is how recently a pooled connection must have been used for
-// send to wait for its answer without a read first (see send).
-const awaitFresh = 100 * time.Millisecond
-
-// send writes p, a whole request, and returns once the server has
-// something to say (or the read deadline passed): the answer is then read
-// from br. On a plain TCP connection both happen in one pass through the
-// Go poller, whose readiness is reset before the write. The wait then
-// needs no read that finds nothing, which otherwise costs a system call on
-// every request: nothing can arrive before the request is sent, and what
-// arrives after it (an answer, or the reset of a connection the server had
-// closed) wakes the wait.
-//
-// Except on a pooled connection whose server half-closed it while idle and
-// still reads: that end of stream came before the wait and no reset
-// follows. Servers do that when they give up an idle connection (after a
-// keep-alive timeout of seconds), not within moments of an answer, so a
-// connection idle longer than awaitFresh is sent to the usual way, and its
-// end of stream found by the read.
-func (sc *serverConn) send(p []byte, now time.Time) error {
-	if sc.rc == nil || sc.bw.Buffered() > 0 || !sc.idleFrom.IsZero() && now.Sub(sc.idleFrom) > awaitFresh {
-		sc.bw.Write(p)
-		return sc.bw.Flush()
-	}
-	sc.out, sc.sent, sc.werr = p, false, nil
-	err := sc.rc.Read(sc.sendStep)
-	p, werr := sc.out, sc.werr
-	sc.out, sc.werr = nil, nil
-	if !sc.sent {
-		return err // refused before the write: closed, or past its deadline
-	}
-	if werr == syscall.EAGAIN {
-		_, werr = sc.Conn.Write(p)
-	}
-	if werr != nil {
-		return werr
-	}
-	if err != nil && !isTimeout(err) {
-		return err
-	}
-	return nil // a timeout is found by the read of the answer
-}
-
-// sendOnce is send's step in the poller: the first call writes sc.out, the
-// next (once readable) ends the wait. It is bound once in sendStep, so
-// that a send allocates nothing.
-func (sc *serverConn) sendOnce(fd uintptr) bool {
-	if sc.sent {
-		return true // readable: br reads the answer
-	}
-	sc.sent = true
-	for len(sc.out) > 0 {
-		n, err := syscall.Write(int(fd), sc.out)
-		if err == syscall.EINTR {
-			continue
-		}
-		if err != nil {
-			sc.werr = err // EAGAIN included: the rest goes the usual way
-			return true
-		}
-		sc.out = sc.out[n:]
-	}
-	return false // sent: wait for the answer
 }
 
 const (
@@ -376,10 +305,5 @@ func (b *Backend) dial(ctx context.Context, cfg *BackendConfig, s *Server, clien
 		tc.SetDeadline(time.Time{})
 		c = tc
 	}
-	sc := &serverConn{Conn: c, dl: deadlines{c: c}, br: bufio.NewReaderSize(c, 8192), bw: bufio.NewWriterSize(c, 8192)}
-	if tc, ok := c.(*net.TCPConn); ok {
-		sc.rc, _ = tc.SyscallConn()
-		sc.sendStep = sc.sendOnce
-	}
-	return sc, nil
+	return &serverConn{Conn: c, dl: deadlines{c: c}, br: bufio.NewReaderSize(c, 8192), bw: bufio.NewWriterSize(c, 8192)}, nil
 }

@@ -738,11 +738,9 @@ attempt:
 		sc.dl.read(x.tConnect, bc.ServerTimeout)
 		sc.dl.write(x.tConnect, bc.ServerTimeout)
 		// The head, then the body as it arrives.
+		sc.bw.Write(cc.out)
 		var werr error
-		if !hasBody {
-			werr = sc.send(cc.out, x.tConnect)
-		} else {
-			sc.bw.Write(cc.out)
+		if hasBody {
 			before := cc.bodyDeadline
 			var n int64
 			var err error
@@ -765,9 +763,9 @@ attempt:
 				}
 				werr = err
 			}
-			if werr == nil {
-				werr = sc.bw.Flush()
-			}
+		}
+		if werr == nil {
+			werr = sc.bw.Flush()
 		}
 		if werr != nil {
 			sc.Close()

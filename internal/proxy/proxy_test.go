@@ -559,45 +559,50 @@ func TestUpload1GiBStreams(t *testing.T) {
 // pool (without saying Connection: close) costs the next request nothing
 // but a new connection: it is answered at once, not after a timeout. The
 // server either closes it fully (the request it is then sent draws a
-// reset) or only half-closes it (the request draws an end of stream).
+// reset) or only half-closes it and goes on reading (the request draws an
+// end of stream, and no reset ever comes); and it does so at once after
+// its answer or after a while idle.
 func TestPooledConnectionClosedByServer(t *testing.T) {
 	for _, half := range []bool{false, true} {
-		t.Run(map[bool]string{false: "close", true: "half-close"}[half], func(t *testing.T) {
-			var conns atomic.Int32
-			srv := tcpServer(t, func(c net.Conn) {
-				n := conns.Add(1)
-				br := bufio.NewReader(c)
-				if _, err := http.ReadRequest(br); err != nil {
-					return
+		for _, idle := range []time.Duration{20 * time.Millisecond, 300 * time.Millisecond} {
+			name := fmt.Sprintf("%s after %v", map[bool]string{false: "close", true: "half-close"}[half], idle)
+			t.Run(name, func(t *testing.T) {
+				var conns atomic.Int32
+				srv := tcpServer(t, func(c net.Conn) {
+					n := conns.Add(1)
+					br := bufio.NewReader(c)
+					if _, err := http.ReadRequest(br); err != nil {
+						return
+					}
+					fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n%02d", n)
+					if half {
+						c.(*net.TCPConn).CloseWrite()
+						io.Copy(io.Discard, c) // still reads, never answers
+					}
+				})
+				p := startProxy(t, []string{srv}, func(_ *HTTPConfig, bc *BackendConfig) { bc.ServerTimeout = 10 * time.Second })
+				cl := client()
+				get := func() string {
+					resp, err := cl.Get("http://" + p.addr + "/")
+					if err != nil {
+						t.Fatal(err)
+					}
+					defer resp.Body.Close()
+					b, _ := io.ReadAll(resp.Body)
+					return string(b)
 				}
-				fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n%02d", n)
-				if half {
-					c.(*net.TCPConn).CloseWrite()
-					io.Copy(io.Discard, c) // still reads, never answers
+				if got := get(); got != "01" {
+					t.Fatalf("first answer %q, want 01", got)
+				}
+				time.Sleep(idle) // the server's close reaches the pool
+				start := time.Now()
+				if got := get(); got != "02" {
+					t.Errorf("second answer %q, want 02 (from a new connection)", got)
+				}
+				if d := time.Since(start); d > 2*time.Second {
+					t.Errorf("second request took %v: the stale pooled connection was waited on", d)
 				}
 			})
-			p := startProxy(t, []string{srv}, func(_ *HTTPConfig, bc *BackendConfig) { bc.ServerTimeout = 10 * time.Second })
-			cl := client()
-			get := func() string {
-				resp, err := cl.Get("http://" + p.addr + "/")
-				if err != nil {
-					t.Fatal(err)
-				}
-				defer resp.Body.Close()
-				b, _ := io.ReadAll(resp.Body)
-				return string(b)
-			}
-			if got := get(); got != "01" {
-				t.Fatalf("first answer %q, want 01", got)
-			}
-			time.Sleep(awaitFresh + 200*time.Millisecond) // the server's close reaches the pool
-			start := time.Now()
-			if got := get(); got != "02" {
-				t.Errorf("second answer %q, want 02 (from a new connection)", got)
-			}
-			if d := time.Since(start); d > 2*time.Second {
-				t.Errorf("second request took %v: the stale pooled connection was waited on", d)
-			}
-		})
+		}
 	}
 }
