@@ -71,39 +71,60 @@ type relaySide struct {
 	readable bool // may have data: read until EAGAIN or a short read
 	hup      bool // the other end shut its writing: read until EOF
 	eof      bool // read to its end (its peer's writing is shut)
-	// last is when the socket was last read or written (loop clock), and
-	// timeout how long it may stay silent (zero: forever).
+	// last is when the socket was last read or written, or the relay began
+	// to wait on it again (loop clock), and timeout how long it may stay
+	// silent while awaited (zero: forever).
 	last, timeout time.Duration
 	n             int64 // bytes read from the socket
 }
 
-var relays struct {
-	once  sync.Once
-	loops []*relayLoop
-	err   error
+// relayPool starts the relay loops at the first TCP connection; a failure
+// to (say, out of descriptors) fails that connection, and the next one
+// tries again.
+type relayPool struct {
+	mu    sync.Mutex
+	loops atomic.Pointer[[]*relayLoop]
 	next  atomic.Uint32
+}
+
+var relays relayPool
+
+// get returns a loop for a new pair, dealing them in turn.
+func (rp *relayPool) get() (*relayLoop, error) {
+	loops := rp.loops.Load()
+	if loops == nil {
+		rp.mu.Lock()
+		defer rp.mu.Unlock()
+		if loops = rp.loops.Load(); loops == nil {
+			var ls []*relayLoop
+			for range max(1, runtime.GOMAXPROCS(0)/2) {
+				l, err := newRelayLoop()
+				if err != nil {
+					for _, l := range ls {
+						l.ep.close() // its goroutine ends
+					}
+					return nil, err
+				}
+				ls = append(ls, l)
+			}
+			loops = &ls
+			rp.loops.Store(loops)
+		}
+	}
+	return (*loops)[int(rp.next.Add(1))%len(*loops)], nil
 }
 
 // startRelay hands client and server to a relay loop: their Go connections
 // are closed, and the loop holds the sockets until both directions have
-// ended, a socket fails, one side stays silent beyond its timeout (zero:
-// none), or the pair is shut. Then it closes both and calls finish with the
-// bytes read from the client and from the server.
+// ended, a socket fails, a side the relay waits on stays silent beyond its
+// timeout (zero: none), or the pair is shut. Then it closes both and calls
+// finish, in a goroutine of its own, with the bytes read from the client
+// and from the server.
 func startRelay(client, server net.Conn, clientTimeout, serverTimeout time.Duration, finish func(in, out int64)) (*relayPair, error) {
-	relays.once.Do(func() {
-		for range max(1, runtime.GOMAXPROCS(0)/2) {
-			l, err := newRelayLoop()
-			if err != nil {
-				relays.err = err
-				return
-			}
-			relays.loops = append(relays.loops, l)
-		}
-	})
-	if relays.err != nil {
-		return nil, relays.err
+	l, err := relays.get()
+	if err != nil {
+		return nil, err
 	}
-	l := relays.loops[int(relays.next.Add(1))%len(relays.loops)]
 	cfd, err := detach(client)
 	if err != nil {
 		return nil, err
@@ -195,7 +216,9 @@ func (l *relayLoop) run() {
 			ended = l.takeEnded()
 			l.mu.Unlock()
 		})
-		finishAll(ended)
+		if len(ended) > 0 {
+			go finishAll(ended)
+		}
 		if err != nil {
 			l.mu.Lock()
 			l.failed = err
@@ -204,7 +227,7 @@ func (l *relayLoop) run() {
 			}
 			ended = l.takeEnded()
 			l.mu.Unlock()
-			finishAll(ended)
+			go finishAll(ended)
 			l.ep.close()
 			return
 		}
@@ -214,6 +237,12 @@ func (l *relayLoop) run() {
 // event handles readiness of s.
 func (l *relayLoop) event(s *relaySide, ev uint32) {
 	if ev&(unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) != 0 {
+		if s.eof && ev&(unix.EPOLLHUP|unix.EPOLLERR) != 0 {
+			// Read to its end and now reset or closed: nothing more can
+			// be written to it either, and its peer may be silent.
+			l.close(s.pair)
+			return
+		}
 		s.hup = true
 	}
 	if ev&(unix.EPOLLIN|unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) != 0 {
@@ -282,6 +311,7 @@ func (l *relayLoop) flush(s *relaySide) {
 	if len(s.pendData) == 0 {
 		relayBufs.Put(s.pend)
 		s.pend, s.pendData = nil, nil
+		s.peer.last = l.now // awaited again from now
 	}
 }
 
@@ -310,7 +340,8 @@ func (l *relayLoop) write(s *relaySide, b []byte) int {
 }
 
 // close closes both sockets of p (l.mu held); p is finished once l.mu is
-// released (see takeEnded).
+// released (see takeEnded), in a goroutine: finish logs and takes the
+// frontend's locks, and a slow log must not hold up the loop.
 func (l *relayLoop) close(p *relayPair) {
 	if p.closed {
 		return
@@ -345,7 +376,7 @@ func (l *relayLoop) sweep() {
 	l.mu.Lock()
 	l.now = time.Since(l.epoch)
 	for _, s := range l.sides {
-		if s.timeout > 0 && l.now-s.last > s.timeout {
+		if s.timeout > 0 && s.awaited() && l.now-s.last > s.timeout {
 			l.close(s.pair)
 		}
 	}
@@ -355,7 +386,17 @@ func (l *relayLoop) sweep() {
 		l.timer.Reset(relaySweep)
 	}
 	l.mu.Unlock()
-	finishAll(ended)
+	if len(ended) > 0 {
+		go finishAll(ended)
+	}
+}
+
+// awaited reports whether the relay waits on s: for it to take what waits
+// for it, or for it to send more (it has not ended, and its peer is not
+// holding it back). A side held back by a slow peer, or done sending, is
+// not silent, and its timeout does not run (as HAProxy's).
+func (s *relaySide) awaited() bool {
+	return s.pend != nil || !s.eof && s.peer.pend == nil
 }
 
 // shut closes the pair now. Its finish runs in a goroutine of its own: the

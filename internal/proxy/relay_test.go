@@ -9,7 +9,9 @@ import (
 	"math/rand/v2"
 	"net"
 	"os"
+	"strconv"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -374,4 +376,116 @@ func openFDs(t *testing.T) int {
 		t.Fatal(err)
 	}
 	return len(es)
+}
+
+// A side the relay holds back, because its peer is slow to take what it
+// sent, is not silent: its short timeout does not close the pair, in
+// either direction.
+func TestRelayBackpressureIsNotIdleness(t *testing.T) {
+	const size = 32 << 20
+	t.Run("upload to a server that pauses", func(t *testing.T) {
+		got := make(chan int64, 1)
+		srv := tcpServer(t, func(c net.Conn) {
+			time.Sleep(1500 * time.Millisecond) // reads nothing meanwhile
+			n, _ := io.Copy(io.Discard, c)
+			got <- n
+		})
+		_, _, addr := tcpProxy(t, 300*time.Millisecond, 10*time.Second, srv)
+		c := dialTCP(t, addr)
+		if _, err := io.CopyN(c, rand.NewChaCha8([32]byte{1}), size); err != nil {
+			t.Fatalf("upload: %v (the client's timeout ran while the server held it back)", err)
+		}
+		c.CloseWrite()
+		select {
+		case n := <-got:
+			if n != size {
+				t.Errorf("server got %d bytes, want %d", n, size)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("the server never got the end of the upload")
+		}
+	})
+	t.Run("download to a client that pauses", func(t *testing.T) {
+		srv := tcpServer(t, func(c net.Conn) {
+			io.CopyN(c, rand.NewChaCha8([32]byte{2}), size)
+			c.(*net.TCPConn).CloseWrite()
+			io.Copy(io.Discard, c)
+		})
+		_, _, addr := tcpProxy(t, 10*time.Second, 300*time.Millisecond, srv)
+		c := dialTCP(t, addr)
+		time.Sleep(1500 * time.Millisecond) // reads nothing meanwhile
+		if n, err := io.Copy(io.Discard, c); err != nil || n != size {
+			t.Fatalf("downloaded %d bytes, %v; want %d (the server's timeout ran while the client held it back)", n, err, size)
+		}
+	})
+}
+
+// A client that has sent its request and half-closed has nothing more to
+// say: its timeout does not cut a slow answer (the server's does).
+func TestRelayHalfClosedSideIsNotTimed(t *testing.T) {
+	srv := tcpServer(t, func(c net.Conn) {
+		io.ReadAll(c)
+		time.Sleep(time.Second)
+		c.Write([]byte("answer"))
+	})
+	_, _, addr := tcpProxy(t, 300*time.Millisecond, 5*time.Second, srv)
+	c := dialTCP(t, addr)
+	c.Write([]byte("question"))
+	c.CloseWrite()
+	if got, err := io.ReadAll(c); err != nil || string(got) != "answer" {
+		t.Fatalf("got %q, %v; want answer", got, err)
+	}
+}
+
+// A client that half-closed and then resets ends the pair even when the
+// server stays silent and open and no timeout is set.
+func TestRelayResetAfterHalfClose(t *testing.T) {
+	release := make(chan struct{})
+	srv := tcpServer(t, func(c net.Conn) {
+		io.ReadAll(c) // until the client's half-close
+		<-release     // then silent and open
+	})
+	t.Cleanup(func() { close(release) }) // before tcpServer's own cleanup
+	f, _, addr := tcpProxy(t, 0, 0, srv)
+	c := dialTCP(t, addr)
+	c.Write([]byte("bye"))
+	c.CloseWrite()
+	time.Sleep(100 * time.Millisecond)
+	c.SetLinger(0)
+	c.Close() // a reset
+	waitFor(t, "the pair to end after the client's reset", func() bool { return f.ActiveConns() == 0 })
+}
+
+// Running out of descriptors when the relay loops start fails that
+// connection only: the next start succeeds.
+func TestRelayLoopsStartAfterAFailure(t *testing.T) {
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		t.Fatal(err)
+	}
+	free := 0 // the lowest free descriptor: the next one opened
+	for {
+		if _, err := os.Stat("/proc/self/fd/" + strconv.Itoa(free)); err != nil {
+			break
+		}
+		free++
+	}
+	low := lim
+	low.Cur = uint64(free)
+	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &low); err != nil {
+		t.Fatal(err)
+	}
+	var rp relayPool
+	_, err := rp.get()
+	syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim)
+	if err == nil {
+		t.Fatal("get() with no descriptor to spare succeeded")
+	}
+	l, err := rp.get()
+	if err != nil || l == nil {
+		t.Fatalf("get() after the limit was lifted = %v, %v; want a loop", l, err)
+	}
+	for _, l := range *rp.loops.Load() {
+		l.ep.close()
+	}
 }
