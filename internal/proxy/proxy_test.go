@@ -53,9 +53,15 @@ func startProxy(t testing.TB, addrs []string, tune func(*HTTPConfig, *BackendCon
 	return &testProxy{addr: serve(t, f, ss...), f: f, b: b}
 }
 
+// frontend is an HTTP or TCP frontend.
+type frontend interface {
+	Serve(net.Listener) error
+	Shutdown(context.Context) error
+}
+
 // serve runs f on a loopback port until the test ends, then shuts it down
 // and closes the servers' idle connections; it returns the address.
-func serve(t testing.TB, f *HTTPFrontend, servers ...*Server) string {
+func serve(t testing.TB, f frontend, servers ...*Server) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

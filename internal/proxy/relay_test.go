@@ -34,18 +34,7 @@ func tcpProxy(t *testing.T, clientTimeout, serverTimeout time.Duration, addrs ..
 	}
 	b := NewBackend("b", bal, ss, BackendConfig{ConnectTimeout: time.Second, ServerTimeout: serverTimeout})
 	f := NewTCPFrontend("t", &TCPConfig{Backend: b, TimeoutClient: clientTimeout})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go f.Serve(ln)
-	t.Cleanup(func() {
-		ln.Close()
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		defer cancel()
-		f.Shutdown(ctx)
-	})
-	return f, b, ln.Addr().String()
+	return f, b, serve(t, f)
 }
 
 // tcpServer accepts connections on loopback and runs handle on each; it
