@@ -3,6 +3,7 @@ package proxy
 import (
 	"os"
 	"syscall"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -61,4 +62,24 @@ func dupSocket(rc syscall.RawConn) (int, error) {
 		return -1, cerr
 	}
 	return fd, err
+}
+
+// recv and send are recv(2) and send(2) on a socket: unlike read(2) and
+// write(2) they skip the file layer of the kernel (file position locks,
+// change notification), a measurable share of a small message's cost.
+// send does not raise SIGPIPE on a reset connection.
+func recv(fd int, p []byte) (int, error) {
+	n, _, e := syscall.Syscall6(syscall.SYS_RECVFROM, uintptr(fd), uintptr(unsafe.Pointer(unsafe.SliceData(p))), uintptr(len(p)), 0, 0, 0)
+	if e != 0 {
+		return 0, e
+	}
+	return int(n), nil
+}
+
+func send(fd int, p []byte) (int, error) {
+	n, _, e := syscall.Syscall6(syscall.SYS_SENDTO, uintptr(fd), uintptr(unsafe.Pointer(unsafe.SliceData(p))), uintptr(len(p)), unix.MSG_NOSIGNAL, 0, 0)
+	if e != 0 {
+		return 0, e
+	}
+	return int(n), nil
 }

@@ -259,7 +259,7 @@ func (l *relayLoop) event(s *relaySide, ev uint32) {
 func (l *relayLoop) pump(src, dst *relaySide) {
 	p := src.pair
 	for src.readable && !src.eof && dst.pend == nil && !p.closed {
-		n, err := unix.Read(src.fd, l.buf)
+		n, err := recv(src.fd, l.buf)
 		switch {
 		case err == unix.EINTR:
 			continue
@@ -320,7 +320,7 @@ func (l *relayLoop) flush(s *relaySide) {
 func (l *relayLoop) write(s *relaySide, b []byte) int {
 	w := 0
 	for w < len(b) {
-		n, err := unix.Write(s.fd, b[w:])
+		n, err := send(s.fd, b[w:])
 		if err == unix.EINTR {
 			continue
 		}
