@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"crypto/tls"
+	"io"
 	"net"
 	"net/http"
 	"net/netip"
@@ -305,5 +306,9 @@ func (b *Backend) dial(ctx context.Context, cfg *BackendConfig, s *Server, clien
 		tc.SetDeadline(time.Time{})
 		c = tc
 	}
-	return &serverConn{Conn: c, dl: deadlines{c: c}, br: bufio.NewReaderSize(c, 8192), bw: bufio.NewWriterSize(c, 8192)}, nil
+	var rw io.ReadWriter = c
+	if sio := newSockIO(c); sio != nil {
+		rw = sio // a plain connection, by recv(2) and send(2)
+	}
+	return &serverConn{Conn: c, dl: deadlines{c: c}, br: bufio.NewReaderSize(rw, 8192), bw: bufio.NewWriterSize(rw, 8192)}, nil
 }

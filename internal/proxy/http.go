@@ -984,7 +984,11 @@ var writers = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 4096) 
 func (cc *clientConn) writer() *bufio.Writer {
 	if cc.bw == nil {
 		cc.bw = writers.Get().(*bufio.Writer)
-		cc.bw.Reset(cc.c)
+		if sio, ok := cc.br.src.(*sockIO); ok && cc.c == cc.raw {
+			cc.bw.Reset(sio) // the plain connection, by send(2)
+		} else {
+			cc.bw.Reset(cc.c)
+		}
 	}
 	return cc.bw
 }

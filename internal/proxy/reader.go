@@ -31,7 +31,7 @@ var readBufs = sync.Pool{New: func() any { b := make([]byte, readBufSize); retur
 // next request with no buffer at all (see waitData), which is most of the
 // memory a connection would otherwise hold.
 type connReader struct {
-	c    net.Conn
+	src  io.Reader       // the connection, or its sockIO
 	rc   syscall.RawConn // set for TCP connections: lets waitData read without a buffer held
 	bufp *[]byte         // nil while detached
 	r, w int
@@ -52,9 +52,9 @@ func newConnReader(c net.Conn) *connReader {
 // buffered is dropped.
 func (b *connReader) reset(c net.Conn) {
 	b.release()
-	b.c, b.rc = c, nil
-	if tc, ok := c.(*net.TCPConn); ok {
-		b.rc, _ = tc.SyscallConn()
+	b.src, b.rc = c, nil
+	if sio := newSockIO(c); sio != nil {
+		b.src, b.rc = sio, sio.rc
 		if b.readStep == nil {
 			b.readStep = b.readOnce
 		}
@@ -65,7 +65,7 @@ func (b *connReader) reset(c net.Conn) {
 func (b *connReader) readOnce(fd uintptr) bool {
 	bp := readBufs.Get().(*[]byte)
 	for {
-		b.n, b.rerr = syscall.Read(int(fd), *bp)
+		b.n, b.rerr = recv(int(fd), *bp)
 		if b.rerr != syscall.EINTR {
 			break
 		}
@@ -147,7 +147,7 @@ func (b *connReader) fill() error {
 		return bufio.ErrBufferFull
 	}
 	for i := 0; i < 100; i++ {
-		n, err := b.c.Read(buf[b.w:])
+		n, err := b.src.Read(buf[b.w:])
 		b.w += n
 		if n > 0 {
 			return nil
@@ -194,7 +194,7 @@ func (b *connReader) Read(p []byte) (int, error) {
 	if b.r == b.w {
 		if len(p) >= readBufSize {
 			b.release()
-			return b.c.Read(p)
+			return b.src.Read(p)
 		}
 		if err := b.fill(); err != nil {
 			return 0, err
