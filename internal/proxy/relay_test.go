@@ -64,6 +64,20 @@ func tcpServer(t *testing.T, handle func(net.Conn)) string {
 	return ln.Addr().String()
 }
 
+// echoServer answers whatever each connection reads with answer(it).
+func echoServer(t *testing.T, answer func([]byte) []byte) string {
+	return tcpServer(t, func(c net.Conn) {
+		buf := make([]byte, 256)
+		for {
+			n, err := c.Read(buf)
+			if err != nil {
+				return
+			}
+			c.Write(answer(buf[:n]))
+		}
+	})
+}
+
 func dialTCP(t *testing.T, addr string) *net.TCPConn {
 	t.Helper()
 	c, err := net.Dial("tcp", addr)
@@ -197,16 +211,7 @@ func sum(r io.Reader, n int64) [32]byte {
 // A side silent beyond its timeout closes the pair; traffic in either
 // direction keeps it open.
 func TestRelayIdleTimeout(t *testing.T) {
-	srv := tcpServer(t, func(c net.Conn) {
-		buf := make([]byte, 64)
-		for {
-			n, err := c.Read(buf)
-			if err != nil {
-				return
-			}
-			c.Write(buf[:n])
-		}
-	})
+	srv := echoServer(t, func(b []byte) []byte { return b })
 	const timeout = 300 * time.Millisecond
 	_, _, addr := tcpProxy(t, timeout, 5*time.Second, srv)
 
@@ -299,16 +304,7 @@ func TestRelayShutdown(t *testing.T) {
 // reply comes back to its own client, and afterwards no connection or
 // descriptor is left.
 func TestRelayManyConversations(t *testing.T) {
-	srv := tcpServer(t, func(c net.Conn) {
-		buf := make([]byte, 256)
-		for {
-			n, err := c.Read(buf)
-			if err != nil {
-				return
-			}
-			c.Write(bytes.ToUpper(buf[:n]))
-		}
-	})
+	srv := echoServer(t, bytes.ToUpper)
 	f, _, addr := tcpProxy(t, 10*time.Second, 10*time.Second, srv)
 	// One conversation first: the relay loops' own descriptors are made
 	// at the first use.
