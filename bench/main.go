@@ -3,13 +3,19 @@
 // per request and peak memory with each figure's ratio to HAProxy's.
 //
 // The machine it runs on is usually shared and noisy, so one run per proxy
-// says little: per scenario all three proxies run side by side, and the
+// says little: per scenario all the proxies run side by side, and the
 // load visits them in rounds, each round measuring every proxy once, back
 // to back, in an order that rotates from round to round. Each proxy is
 // compared with HAProxy within the same round, and the table gives the
 // median over rounds.
 //
-// Usage: go run ./bench [-rounds 5] [-d 4s] [-c 64] [-procs 1] [-scenarios http,close,1mib,tcp,idle] [-idle 10000] [-profile] [-soak 10m] [-fulcrum bin/fulcrum] [-out DIR]
+// -baseline BIN adds a second fulcrum build (an older commit, say) as a
+// fourth proxy, "baseline", configured exactly like fulcrum and measured in
+// the same rounds; each scenario then also gives fulcrum ÷ baseline, the
+// median of the two builds' per-round ratios, in which noise that slows a
+// whole round cancels out.
+//
+// Usage: go run ./bench [-rounds 5] [-d 4s] [-c 64] [-procs 1] [-scenarios http,close,1mib,tcp,idle] [-idle 10000] [-profile] [-soak 10m] [-fulcrum bin/fulcrum] [-baseline BIN] [-out DIR]
 package main
 
 import (
@@ -37,8 +43,28 @@ import (
 // supports (the kernel's USER_HZ).
 const clockTicks = 100
 
-// proxies are the proxies compared, HAProxy first: it is the baseline.
-var proxies = [...]string{"haproxy", "fulcrum", "nginx"}
+// proxies returns the proxies compared, HAProxy first: the ratios in the
+// tables are to it. With -baseline a second fulcrum build, "baseline",
+// comes last.
+func (o opts) proxies() []string {
+	px := []string{"haproxy", "fulcrum", "nginx"}
+	if o.baseline != "" {
+		px = append(px, "baseline")
+	}
+	return px
+}
+
+// binary returns the program proxy px runs when it is a fulcrum build:
+// -fulcrum's binary for fulcrum, -baseline's for baseline, "" otherwise.
+func (o opts) binary(px string) string {
+	switch px {
+	case "fulcrum":
+		return o.fulcrum
+	case "baseline":
+		return o.baseline
+	}
+	return ""
+}
 
 // result is one wrk run against one proxy.
 type result struct {
@@ -51,6 +77,11 @@ type result struct {
 	cpu      int64   // clock ticks of CPU time the proxy (and its workers) spent during the run
 	errors   string
 }
+
+// reqPerSec and p99ns are the figures a table and its ratios take as
+// functions, like cpuPerReq.
+func (r result) reqPerSec() float64 { return r.rps }
+func (r result) p99ns() float64     { return float64(r.p99) }
 
 // cpuPerReq is the proxy's CPU time per request in µs.
 func (r result) cpuPerReq() float64 {
@@ -94,6 +125,7 @@ func main() {
 	idle := flag.Int("idle", 10000, "idle keep-alive client connections for the idle scenario (needs 2×idle+200 open files; raised as root)")
 	outDir := flag.String("out", "bench/out", "directory for configs and logs")
 	fulcrum := flag.String("fulcrum", "bin/fulcrum", "fulcrum binary")
+	baseline := flag.String("baseline", "", "a second fulcrum binary (e.g. an older commit's build) to run as \"baseline\", configured like fulcrum, in the same rounds; each scenario then also prints fulcrum ÷ baseline")
 	flag.Parse()
 	idleSet := false
 	flag.Visit(func(f *flag.Flag) { idleSet = idleSet || f.Name == "idle" })
@@ -105,19 +137,23 @@ func main() {
 		fmt.Fprintf(os.Stderr, "bench: -d %s: must be at least 1s (wrk counts whole seconds)\n", *dur)
 		os.Exit(2)
 	}
-	if err := run(opts{*dur, *conns, *procs, *idle, *rounds, *which, *outDir, *fulcrum, *prof, *soak, idleSet}); err != nil {
+	if *soak > 0 && *baseline != "" {
+		fmt.Fprintln(os.Stderr, "bench: -baseline: the soak run measures fulcrum alone; drop -baseline or -soak")
+		os.Exit(2)
+	}
+	if err := run(opts{*dur, *conns, *procs, *idle, *rounds, *which, *outDir, *fulcrum, *baseline, *prof, *soak, idleSet}); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
 }
 
 type opts struct {
-	dur                        time.Duration
-	conns, procs, idle, rounds int
-	which, outDir, fulcrum     string
-	profile                    bool
-	soak                       time.Duration
-	idleSet                    bool // -idle given: too low a file limit is an error, not a smaller count
+	dur                              time.Duration
+	conns, procs, idle, rounds       int
+	which, outDir, fulcrum, baseline string // baseline: "" for none
+	profile                          bool
+	soak                             time.Duration
+	idleSet                          bool // -idle given: too low a file limit is an error, not a smaller count
 }
 
 // maxconn is HAProxy's connection limit: 9,900 under load, and in the idle
@@ -183,6 +219,12 @@ func run(o opts) error {
 		return fmt.Errorf("%s: %w (run `make build`)", o.fulcrum, err)
 	}
 	o.fulcrum, _ = filepath.Abs(o.fulcrum)
+	if o.baseline != "" {
+		if _, err := os.Stat(o.baseline); err != nil {
+			return fmt.Errorf("-baseline %s: %w", o.baseline, err)
+		}
+		o.baseline, _ = filepath.Abs(o.baseline)
+	}
 	if err := os.MkdirAll(o.outDir, 0o755); err != nil {
 		return err
 	}
@@ -199,7 +241,15 @@ func run(o opts) error {
 	if o.soak > 0 {
 		return soakRun(o, dir, ports, be1, be2)
 	}
-	fmt.Printf(`Figures are medians over %d interleaved rounds: per scenario the three proxies run side by side,
+	count, ab := "three", ""
+	if o.baseline != "" {
+		count = "four"
+		ab = `baseline is a second fulcrum build (-baseline), configured like fulcrum. "fulcrum ÷ baseline" under a table
+is the median of the per-round ratios of fulcrum's figures to baseline's in the same round, and for
+idle connections the ratio of their memory per connection.
+`
+	}
+	fmt.Printf(`Figures are medians over %d interleaved rounds: per scenario the %s proxies run side by side,
 and each round measures every proxy once, back to back, in an order that rotates from round to round.
 × is the median of the per-round ratios to HAProxy in the same round; "range" is the lowest and highest
 per-round req/s ratio. CPU µs/req is the proxy's user+system CPU time (workers included) during a run
@@ -207,8 +257,8 @@ divided by the requests wrk completed; "min" is the lowest over rounds, the leas
 (its × compares the two minima). CPU µs/MB (1 MiB responses) divides by the MiB wrk read instead.
 Steal is the share of CPU time the hypervisor gave to other machines during the scenario.
 The idle scenario measures each proxy once, alone: memory is not noisy.
-
-`, o.rounds)
+%s
+`, o.rounds, count, ab)
 	for _, sc := range scenarios {
 		if !selected(sc.name) {
 			continue
@@ -219,9 +269,9 @@ The idle scenario measures each proxy once, alone: memory is not noisy.
 	}
 	if selected("idle") {
 		var rows []idleResult
-		for _, px := range proxies {
+		for _, px := range o.proxies() {
 			port := ports.free()
-			cmd, err := startProxy(px, "http", dir, o.fulcrum, port, be1, be2, o.procs, o.maxconn(true))
+			cmd, err := startProxy(px, "http", dir, o.binary(px), port, be1, be2, o.procs, o.maxconn(true))
 			if err != nil {
 				return fmt.Errorf("%s idle: %w", px, err)
 			}
@@ -238,9 +288,10 @@ The idle scenario measures each proxy once, alone: memory is not noisy.
 	return nil
 }
 
-// runScenario starts the three proxies side by side, warms each up, runs
+// runScenario starts the proxies side by side, warms each up, runs
 // o.rounds rounds of load over them and prints the scenario's table.
 func runScenario(o opts, sc scenario, dir string, ports portSet, be1, be2 int) error {
+	proxies := o.proxies()
 	cmds := map[string]*exec.Cmd{}
 	urls := map[string]string{}
 	admin := map[string]string{}
@@ -251,7 +302,7 @@ func runScenario(o opts, sc scenario, dir string, ports portSet, be1, be2 int) e
 	}()
 	for _, px := range proxies {
 		port := ports.free()
-		cmd, err := startProxy(px, sc.mode, dir, o.fulcrum, port, be1, be2, o.procs, o.maxconn(false))
+		cmd, err := startProxy(px, sc.mode, dir, o.binary(px), port, be1, be2, o.procs, o.maxconn(false))
 		if err != nil {
 			return fmt.Errorf("%s %s: %w", px, sc.name, err)
 		}
@@ -293,14 +344,18 @@ func runScenario(o opts, sc scenario, dir string, ports portSet, be1, be2 int) e
 			fmt.Fprintln(os.Stderr, "bench: profile:", err)
 		}
 	}
-	printTable(sc, rounds, rss, steal)
+	printTable(sc, proxies, rounds, rss)
+	if o.baseline != "" {
+		printAB(sc, rounds["fulcrum"], rounds["baseline"])
+	}
+	fmt.Printf("steal during the scenario: %.1f%% of CPU time\n\n", steal)
 	return nil
 }
 
-// printTable prints one scenario: per proxy the median of its figures over
-// the rounds and the median of its per-round ratios to HAProxy's figures in
-// the same round.
-func printTable(sc scenario, rounds map[string][]result, rss map[string]int64, steal float64) {
+// printTable prints one scenario's table: per proxy the median of its
+// figures over the rounds and the median of its per-round ratios to
+// HAProxy's figures in the same round.
+func printTable(sc scenario, proxies []string, rounds map[string][]result, rss map[string]int64) {
 	base := rounds["haproxy"]
 	perMB := sc.name == "1mib"
 	fmt.Printf("### %s\n\n", sc.desc)
@@ -317,21 +372,17 @@ func printTable(sc scenario, rounds map[string][]result, rss map[string]int64, s
 		// fig returns the median of f over the rounds and the median of
 		// its per-round ratios to HAProxy's.
 		fig := func(f func(result) float64) (float64, float64) {
-			var v, x []float64
-			for i, r := range rs {
+			var v []float64
+			for _, r := range rs {
 				v = append(v, f(r))
-				x = append(x, quotient(f(r), f(base[i])))
 			}
-			return median(v), median(x)
+			return median(v), median(ratios(rs, base, f))
 		}
-		rps, rpsX := fig(func(r result) float64 { return r.rps })
-		var rpsXs []float64
-		for i, r := range rs {
-			rpsXs = append(rpsXs, quotient(r.rps, base[i].rps))
-		}
+		rps, rpsX := fig(result.reqPerSec)
+		rpsXs := ratios(rs, base, result.reqPerSec)
 		mbps, mbpsX := fig(func(r result) float64 { return r.mbps })
 		p50, p50X := fig(func(r result) float64 { return float64(r.p50) })
-		p99, p99X := fig(func(r result) float64 { return float64(r.p99) })
+		p99, p99X := fig(result.p99ns)
 		cpu, cpuX := fig(result.cpuPerReq)
 		minCPU := minOf(rs, result.cpuPerReq)
 		fmt.Printf("| %s | %.0f | %.2f | %.2f–%.2f | %.1f | %.2f | %s | %.2f | %s | %.2f | %.1f | %.2f | %.1f | %.2f |",
@@ -350,7 +401,31 @@ func printTable(sc scenario, rounds map[string][]result, rss map[string]int64, s
 		}
 		fmt.Printf(" %.1f MB | %.2f | %s |\n", float64(rss[px])/1024, quotient(float64(rss[px]), float64(rss["haproxy"])), strings.Join(errs, "; "))
 	}
-	fmt.Printf("\nsteal during the scenario: %.1f%% of CPU time\n\n", steal)
+	fmt.Println()
+}
+
+// printAB prints fulcrum's figures over baseline's, the two fulcrum builds
+// measured in the same rounds: each the median of the per-round ratios, so
+// that noise which slows a whole round cancels out, and for req/s the
+// lowest and highest of them too.
+func printAB(sc scenario, fulcrum, baseline []result) {
+	rps := ratios(fulcrum, baseline, result.reqPerSec)
+	fmt.Printf("fulcrum ÷ baseline: req/s %.3f (range %.3f–%.3f), p99 %.3f, CPU µs/req %.3f",
+		median(rps), slices.Min(rps), slices.Max(rps),
+		median(ratios(fulcrum, baseline, result.p99ns)), median(ratios(fulcrum, baseline, result.cpuPerReq)))
+	if sc.name == "1mib" {
+		fmt.Printf(", CPU µs/MB %.3f", median(ratios(fulcrum, baseline, result.cpuPerMB)))
+	}
+	fmt.Print("\n\n")
+}
+
+// ratios returns, round by round, f of rs's result over f of ref's.
+func ratios(rs, ref []result, f func(result) float64) []float64 {
+	x := make([]float64, len(rs))
+	for i, r := range rs {
+		x[i] = quotient(f(r), f(ref[i]))
+	}
+	return x
 }
 
 func quotient(a, b float64) float64 {
@@ -447,10 +522,13 @@ http {
 }
 
 // startProxy starts one proxy in mode (http or tcp) on port in front of the
-// two backends. maxconn is HAProxy's connection limit; nginx gets at least
-// 16,384 worker connections, and 1,000 more than maxconn (an idle client
-// connection holds no upstream one beyond the keepalive cache of 128).
-func startProxy(name, mode, dir, fulcrum string, port, be1, be2, procs, maxconn int) (*exec.Cmd, error) {
+// two backends. fulcrum and baseline are fulcrum builds, bin their binary,
+// given the same configuration; their files in dir are named after the
+// proxy, and their admin address is port+1. maxconn is HAProxy's connection
+// limit; nginx gets at least 16,384 worker connections, and 1,000 more than
+// maxconn (an idle client connection holds no upstream one beyond the
+// keepalive cache of 128).
+func startProxy(name, mode, dir, bin string, port, be1, be2, procs, maxconn int) (*exec.Cmd, error) {
 	switch name {
 	case "haproxy":
 		conf := fmt.Sprintf(`global
@@ -495,7 +573,7 @@ backend b
 		}
 		conf := fmt.Sprintf("%sworker_processes %d;\ndaemon off;\npid %s/nginx-proxy.pid;\nerror_log %s/nginx-proxy.err;\nevents { worker_connections %d; }\n%s\n", load, procs, dir, dir, max(16384, maxconn+1000), body)
 		return startProcess(dir, "nginx-"+mode, "nginx", []string{"-c", write(dir, "nginx-"+mode+".conf", conf), "-p", dir}, nil, port)
-	case "fulcrum":
+	case "fulcrum", "baseline":
 		conf := fmt.Sprintf(`admin: "127.0.0.1:%[5]d"
 frontends:
   - {name: f, mode: %[1]s, bind: ["127.0.0.1:%[2]d"], default_backend: b, access_log: false}
@@ -507,7 +585,7 @@ backends:
       - {name: s1, address: "127.0.0.1:%[3]d"}
       - {name: s2, address: "127.0.0.1:%[4]d"}
 `, mode, port, be1, be2, port+1)
-		return startProcess(dir, "fulcrum-"+mode, fulcrum, []string{"lb", "-c", write(dir, "fulcrum-"+mode+".yaml", conf)}, []string{fmt.Sprintf("GOMAXPROCS=%d", procs)}, port)
+		return startProcess(dir, name+"-"+mode, bin, []string{"lb", "-c", write(dir, name+"-"+mode+".yaml", conf)}, []string{fmt.Sprintf("GOMAXPROCS=%d", procs)}, port)
 	}
 	return nil, fmt.Errorf("unknown proxy %q", name)
 }
@@ -677,12 +755,17 @@ func printIdle(n int, rows []idleResult) {
 	fmt.Println("| proxy | RSS before | RSS with idle conns | growth | per connection | × HAProxy |")
 	fmt.Println("|---|---:|---:|---:|---:|---:|")
 	base := float64(rows[0].after - rows[0].before)
+	perConn := map[string]float64{}
 	for _, r := range rows {
 		g := float64(r.after - r.before)
+		perConn[r.proxy] = g / float64(r.opened)
 		fmt.Printf("| %s | %.1f MB | %.1f MB | %.1f MB | %.2f KB | %.2f |\n", r.proxy,
-			float64(r.before)/1024, float64(r.after)/1024, g/1024, g/float64(r.opened), g/base)
+			float64(r.before)/1024, float64(r.after)/1024, g/1024, perConn[r.proxy], g/base)
 	}
 	fmt.Println()
+	if b, ok := perConn["baseline"]; ok {
+		fmt.Printf("fulcrum ÷ baseline: KB/conn %.3f\n\n", quotient(perConn["fulcrum"], b))
+	}
 }
 
 // rss returns the resident set size (VmRSS) in KiB of a process and its
