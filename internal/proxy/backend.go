@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"crypto/tls"
-	"io"
 	"net"
 	"net/http"
 	"net/netip"
@@ -283,6 +282,7 @@ func (b *Backend) dial(ctx context.Context, cfg *BackendConfig, s *Server, clien
 	if tc, ok := c.(*net.TCPConn); ok {
 		tc.SetNoDelay(true)
 	}
+	c = wrapConn(c)
 	if cfg.SendProxy != "" {
 		if _, err := c.Write(proxyHeader(cfg.SendProxy, client)); err != nil {
 			c.Close()
@@ -306,9 +306,5 @@ func (b *Backend) dial(ctx context.Context, cfg *BackendConfig, s *Server, clien
 		tc.SetDeadline(time.Time{})
 		c = tc
 	}
-	var rw io.ReadWriter = c
-	if sio := newSockIO(c); sio != nil {
-		rw = sio // a plain connection, by recv(2) and send(2)
-	}
-	return &serverConn{Conn: c, dl: deadlines{c: c}, br: bufio.NewReaderSize(rw, 8192), bw: bufio.NewWriterSize(rw, 8192)}, nil
+	return &serverConn{Conn: c, dl: deadlines{c: c}, br: bufio.NewReaderSize(c, 8192), bw: bufio.NewWriterSize(c, 8192)}, nil
 }

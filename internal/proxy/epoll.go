@@ -14,9 +14,17 @@ type epollSet struct {
 	fd int
 	f  *os.File
 	rc syscall.RawConn
+
+	// wait's state: events' storage, the handler of the current wait, and
+	// its step in the Go poller, bound once so that a wait allocates
+	// nothing.
+	events []unix.EpollEvent
+	handle func([]unix.EpollEvent)
+	step   func(fd uintptr) bool
 }
 
-func newEpollSet(name string) (*epollSet, error) {
+// newEpollSet creates a set whose waits take up to batch events at a time.
+func newEpollSet(name string, batch int) (*epollSet, error) {
 	fd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
 	if err != nil {
 		return nil, err
@@ -32,20 +40,29 @@ func newEpollSet(name string) (*epollSet, error) {
 		f.Close()
 		return nil, err
 	}
-	return &epollSet{fd: fd, f: f, rc: rc}, nil
+	e := &epollSet{fd: fd, f: f, rc: rc, events: make([]unix.EpollEvent, batch)}
+	e.step = e.poll
+	return e, nil
 }
 
 // wait waits until some of the set's sockets are ready and calls handle
-// with their events (in events' storage). It fails once the set is closed.
-func (e *epollSet) wait(events []unix.EpollEvent, handle func([]unix.EpollEvent)) error {
-	return e.rc.Read(func(fd uintptr) bool {
-		n, err := unix.EpollWait(int(fd), events, 0)
-		if n <= 0 || err != nil {
-			return false // nothing ready (or EINTR): wait in the Go poller
-		}
-		handle(events[:n])
-		return true
-	})
+// with their events, in the kernel's order; the slice is reused by the
+// next wait. It fails once the set is closed. One goroutine waits at a
+// time.
+func (e *epollSet) wait(handle func([]unix.EpollEvent)) error {
+	e.handle = handle
+	err := e.rc.Read(e.step)
+	e.handle = nil
+	return err
+}
+
+func (e *epollSet) poll(fd uintptr) bool {
+	n, err := unix.EpollWait(int(fd), e.events, 0)
+	if n <= 0 || err != nil {
+		return false // nothing ready (or EINTR): wait in the Go poller
+	}
+	e.handle(e.events[:n])
+	return true
 }
 
 func (e *epollSet) close() { e.f.Close() }

@@ -308,6 +308,7 @@ func (f *HTTPFrontend) newConn(c net.Conn) *clientConn {
 	if tc, ok := c.(*net.TCPConn); ok {
 		tc.SetNoDelay(true)
 	}
+	c = wrapConn(c)
 	cc := &clientConn{f: f, c: c, raw: c, dl: deadlines{c: c}, br: newConnReader(c),
 		parkedFD: -1, resumeFD: -1, parkIdx: -1}
 	if a, ok := c.RemoteAddr().(*net.TCPAddr); ok {
@@ -337,7 +338,7 @@ func (cc *clientConn) wake() { cc.f.parker.wake(cc) }
 // canPark reports whether the connection may wait for its next request
 // parked: plain TCP only (no TLS or PROXY header wrapping the socket).
 func (cc *clientConn) canPark() bool {
-	return !cc.noPark && cc.c == cc.raw && cc.br.rc != nil
+	return !cc.noPark && cc.c == cc.raw && cc.br.pc != nil
 }
 
 // idleLeft returns how much of the idle timeout is left at now (zero: no
@@ -984,11 +985,7 @@ var writers = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 4096) 
 func (cc *clientConn) writer() *bufio.Writer {
 	if cc.bw == nil {
 		cc.bw = writers.Get().(*bufio.Writer)
-		if sio, ok := cc.br.src.(*sockIO); ok && cc.c == cc.raw {
-			cc.bw.Reset(sio) // the plain connection, by send(2)
-		} else {
-			cc.bw.Reset(cc.c)
-		}
+		cc.bw.Reset(cc.c)
 	}
 	return cc.bw
 }

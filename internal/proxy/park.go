@@ -53,7 +53,7 @@ type parker struct {
 // caller must not touch cc: it may be resumed at once.
 func (p *parker) park(cc *clientConn, timeout time.Duration) bool {
 	p.mu.Lock()
-	if p.closed || cc.wantClose() || cc.br.rc == nil {
+	if p.closed || cc.wantClose() || cc.br.pc == nil {
 		p.mu.Unlock()
 		return false
 	}
@@ -63,7 +63,7 @@ func (p *parker) park(cc *clientConn, timeout time.Duration) bool {
 	}
 	// The socket is kept by a descriptor of its own, and the Go
 	// connection closed: only the duplicate holds it open.
-	fd, err := dupSocket(cc.br.rc)
+	fd, err := dupSocket(cc.br.pc.rc)
 	if err != nil {
 		p.mu.Unlock()
 		return false
@@ -94,7 +94,7 @@ func (p *parker) park(cc *clientConn, timeout time.Duration) bool {
 
 // start creates the epoll set and the goroutine that waits on it.
 func (p *parker) start() bool {
-	ep, err := newEpollSet("parked-connections")
+	ep, err := newEpollSet("parked-connections", 64)
 	if err != nil {
 		p.closed = true
 		return false
@@ -109,19 +109,19 @@ func (p *parker) start() bool {
 // loop resumes connections as their sockets report readiness, until the
 // epoll set is closed.
 func (p *parker) loop() {
-	events := make([]unix.EpollEvent, 64)
 	var ready []*clientConn
-	for {
-		err := p.ep.wait(events, func(evs []unix.EpollEvent) {
-			p.mu.Lock()
-			for _, ev := range evs {
-				if cc := p.conns[ev.Fd]; cc != nil {
-					p.unpark(cc)
-					ready = append(ready, cc)
-				}
+	collect := func(evs []unix.EpollEvent) {
+		p.mu.Lock()
+		for _, ev := range evs {
+			if cc := p.conns[ev.Fd]; cc != nil {
+				p.unpark(cc)
+				ready = append(ready, cc)
 			}
-			p.mu.Unlock()
-		})
+		}
+		p.mu.Unlock()
+	}
+	for {
+		err := p.ep.wait(collect)
 		for i, cc := range ready {
 			go cc.f.run(cc, false)
 			ready[i] = nil
@@ -212,6 +212,7 @@ func (p *parker) resume(cc *clientConn) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	cc.resumeFD = -1
+	c = wrapConn(c)
 	cc.raw, cc.c, cc.br, cc.dl = c, c, newConnReader(c), deadlines{c: c}
 	if cc.killed {
 		c.Close()

@@ -526,6 +526,7 @@ func TestUpload1GiBStreams(t *testing.T) {
 		fmt.Fprint(w, n)
 	})
 	p := startProxy(t, []string{addr}, nil)
+	runtime.GC() // what earlier tests left is not this upload's
 	var peak atomic.Uint64
 	done := make(chan struct{})
 	go func() {

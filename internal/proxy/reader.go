@@ -31,15 +31,10 @@ var readBufs = sync.Pool{New: func() any { b := make([]byte, readBufSize); retur
 // next request with no buffer at all (see waitData), which is most of the
 // memory a connection would otherwise hold.
 type connReader struct {
-	src  io.Reader       // the connection, or its sockIO
-	rc   syscall.RawConn // set for TCP connections: lets waitData read without a buffer held
-	bufp *[]byte         // nil while detached
+	src  io.Reader // the connection
+	pc   *pollConn // set when src is a pollConn: lets waitData read without a buffer held
+	bufp *[]byte   // nil while detached
 	r, w int
-	// waitData's step in the poller, bound once (see readOnce), and what
-	// it read.
-	readStep func(fd uintptr) bool
-	n        int
-	rerr     error
 }
 
 func newConnReader(c net.Conn) *connReader {
@@ -52,30 +47,8 @@ func newConnReader(c net.Conn) *connReader {
 // buffered is dropped.
 func (b *connReader) reset(c net.Conn) {
 	b.release()
-	b.src, b.rc = c, nil
-	if sio := newSockIO(c); sio != nil {
-		b.src, b.rc = sio, sio.rc
-		if b.readStep == nil {
-			b.readStep = b.readOnce
-		}
-	}
-}
-
-// readOnce reads into a buffer taken for it, once the socket is readable.
-func (b *connReader) readOnce(fd uintptr) bool {
-	bp := readBufs.Get().(*[]byte)
-	for {
-		b.n, b.rerr = recv(int(fd), *bp)
-		if b.rerr != syscall.EINTR {
-			break
-		}
-	}
-	if b.rerr == syscall.EAGAIN {
-		readBufs.Put(bp)
-		return false // wait for readability
-	}
-	b.bufp = bp
-	return true
+	b.src = c
+	b.pc, _ = c.(*pollConn)
 }
 
 func (b *connReader) buf() []byte { return *b.bufp }
@@ -108,26 +81,24 @@ func (b *connReader) waitData() error {
 		return nil
 	}
 	b.release()
-	if b.rc == nil {
+	if b.pc == nil {
 		return b.fill()
 	}
-	b.n, b.rerr = 0, nil
-	err := b.rc.Read(b.readStep)
-	n, rerr := b.n, b.rerr
-	b.rerr = nil
-	switch {
-	case err != nil:
-		b.release()
-		return err
-	case rerr != nil:
-		b.release()
-		return rerr
-	case n == 0:
-		b.release()
-		return io.EOF
+	for {
+		if err := b.pc.readable(); err != nil {
+			return err
+		}
+		bp := readBufs.Get().(*[]byte)
+		n, err := b.pc.recv(*bp)
+		if err == nil {
+			b.bufp, b.r, b.w = bp, 0, n
+			return nil
+		}
+		readBufs.Put(bp)
+		if err != syscall.EAGAIN {
+			return err
+		}
 	}
-	b.r, b.w = 0, n
-	return nil
 }
 
 // fill reads more into the buffer (taking one when detached), after moving

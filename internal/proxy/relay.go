@@ -161,7 +161,7 @@ func detach(c net.Conn) (int, error) {
 }
 
 func newRelayLoop() (*relayLoop, error) {
-	ep, err := newEpollSet("tcp-relay")
+	ep, err := newEpollSet("tcp-relay", 256)
 	if err != nil {
 		return nil, err
 	}
@@ -202,20 +202,21 @@ func (l *relayLoop) add(p *relayPair) error {
 
 // run handles readiness until the epoll set fails, which it should not.
 func (l *relayLoop) run() {
-	events := make([]unix.EpollEvent, 256)
-	for {
-		var ended []*relayPair
-		err := l.ep.wait(events, func(evs []unix.EpollEvent) {
-			l.mu.Lock()
-			l.now = time.Since(l.epoch)
-			for _, ev := range evs {
-				if s := l.sides[ev.Fd]; s != nil {
-					l.event(s, ev.Events)
-				}
+	var ended []*relayPair
+	handle := func(evs []unix.EpollEvent) {
+		l.mu.Lock()
+		l.now = time.Since(l.epoch)
+		for _, ev := range evs {
+			if s := l.sides[ev.Fd]; s != nil {
+				l.event(s, ev.Events)
 			}
-			ended = l.takeEnded()
-			l.mu.Unlock()
-		})
+		}
+		ended = l.takeEnded()
+		l.mu.Unlock()
+	}
+	for {
+		ended = nil
+		err := l.ep.wait(handle)
 		if len(ended) > 0 {
 			go finishAll(ended)
 		}

@@ -1,0 +1,251 @@
+package proxy
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"sync"
+	"testing"
+	"time"
+)
+
+// pollPair returns two ends of a loopback TCP connection, each a pollConn.
+func pollPair(t *testing.T) (a, b *pollConn) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		c, _ := ln.Accept()
+		accepted <- c
+	}()
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := <-accepted
+	if s == nil {
+		t.Fatal("accept failed")
+	}
+	a, ok1 := wrapConn(c).(*pollConn)
+	b, ok2 := wrapConn(s).(*pollConn)
+	if !ok1 || !ok2 {
+		t.Fatal("wrapConn did not give a pollConn")
+	}
+	t.Cleanup(func() { a.Close(); b.Close() })
+	return a, b
+}
+
+// TestPollConnBothWaysWithBackpressure sends 8 MiB each way at once,
+// read late, so that writes wait for room and reads for data.
+func TestPollConnBothWaysWithBackpressure(t *testing.T) {
+	a, b := pollPair(t)
+	const n = 8 << 20
+	data := make([]byte, n)
+	for i := range data {
+		data[i] = byte(rand.Uint32())
+	}
+	want := sum(bytes.NewReader(data), n)
+	var wg sync.WaitGroup
+	for _, c := range []*pollConn{a, b} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := c.Write(data); err != nil {
+				t.Errorf("Write: %v", err)
+			}
+		}()
+	}
+	time.Sleep(100 * time.Millisecond) // both writers blocked on full buffers
+	got := make([][32]byte, 2)
+	for i, c := range []*pollConn{a, b} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			got[i] = sum(c, n)
+		}()
+	}
+	wg.Wait()
+	for i := range got {
+		if got[i] != want {
+			t.Errorf("side %d received other bytes than were sent", i)
+		}
+	}
+	if err := a.CloseWrite(); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := b.Read(make([]byte, 1)); n != 0 || err != io.EOF {
+		t.Errorf("Read after the peer's CloseWrite = %d, %v; want 0, EOF", n, err)
+	}
+}
+
+func isDeadline(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+func TestPollConnReadDeadline(t *testing.T) {
+	a, b := pollPair(t)
+	buf := make([]byte, 16)
+
+	start := time.Now()
+	a.SetReadDeadline(start.Add(50 * time.Millisecond))
+	if _, err := a.Read(buf); !isDeadline(err) {
+		t.Fatalf("Read past its deadline: %v, want a timeout", err)
+	}
+	if d := time.Since(start); d < 50*time.Millisecond || d > 2*time.Second {
+		t.Errorf("the deadline of 50ms ended the read after %v", d)
+	}
+	// An expired deadline fails reads until it is moved.
+	b.Write([]byte("x"))
+	if _, err := a.Read(buf); !isDeadline(err) {
+		t.Fatalf("Read with the deadline still passed: %v, want a timeout", err)
+	}
+	a.SetReadDeadline(time.Time{})
+	if n, err := a.Read(buf); n != 1 || err != nil {
+		t.Fatalf("Read with no deadline = %d, %v; want 1, nil", n, err)
+	}
+
+	// A deadline moved later before it passes does not fire at the first.
+	a.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
+	a.SetReadDeadline(time.Now().Add(5 * time.Second))
+	go func() {
+		time.Sleep(200 * time.Millisecond)
+		b.Write([]byte("y"))
+	}()
+	if n, err := a.Read(buf); n != 1 || err != nil {
+		t.Fatalf("Read after the deadline was moved later = %d, %v; want 1, nil", n, err)
+	}
+
+	// Setting a deadline that has passed interrupts a waiting read.
+	a.SetReadDeadline(time.Time{})
+	done := make(chan error, 1)
+	go func() {
+		_, err := a.Read(buf)
+		done <- err
+	}()
+	time.Sleep(50 * time.Millisecond)
+	a.SetReadDeadline(time.Now())
+	select {
+	case err := <-done:
+		if !isDeadline(err) {
+			t.Errorf("interrupted Read: %v, want a timeout", err)
+		}
+	case <-time.After(2 * time.Second):
+		t.Fatal("a passed deadline did not interrupt the waiting read")
+	}
+}
+
+func TestPollConnWriteDeadline(t *testing.T) {
+	a, _ := pollPair(t)
+	a.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
+	// The peer does not read: the socket buffers fill, then a write waits.
+	chunk := make([]byte, 1<<20)
+	var err error
+	for i := 0; i < 256 && err == nil; i++ {
+		var n int
+		n, err = a.Write(chunk)
+		if err != nil && (n < 0 || n >= len(chunk)) {
+			t.Errorf("Write stopped by its deadline wrote %d bytes of %d", n, len(chunk))
+		}
+	}
+	if !isDeadline(err) {
+		t.Fatalf("Write to a peer that does not read: %v, want a timeout", err)
+	}
+}
+
+// TestPollConnCloseInterrupts closes a connection while one goroutine
+// waits to read it and another to write it.
+func TestPollConnCloseInterrupts(t *testing.T) {
+	a, _ := pollPair(t)
+	errs := make(chan error, 2)
+	go func() {
+		_, err := a.Read(make([]byte, 16))
+		errs <- err
+	}()
+	go func() {
+		chunk := make([]byte, 1<<20)
+		for {
+			if _, err := a.Write(chunk); err != nil {
+				errs <- err
+				return
+			}
+		}
+	}()
+	time.Sleep(100 * time.Millisecond)
+	if err := a.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		select {
+		case err := <-errs:
+			if !errors.Is(err, net.ErrClosed) {
+				t.Errorf("read or write interrupted by Close: %v, want net.ErrClosed", err)
+			}
+		case <-time.After(2 * time.Second):
+			t.Fatal("Close did not interrupt a waiting read or write")
+		}
+	}
+	if err := a.Close(); !errors.Is(err, net.ErrClosed) {
+		t.Errorf("second Close = %v, want net.ErrClosed", err)
+	}
+}
+
+// TestPollConnsLeaveNothing opens and closes many connections: none stays
+// in the poller or holds a descriptor.
+func TestPollConnsLeaveNothing(t *testing.T) {
+	pollPair(t) // the poller and its descriptors exist before counting
+	connPoller.mu.Lock()
+	before := len(connPoller.conns)
+	connPoller.mu.Unlock()
+	fds := openFDs(t)
+	for range 50 {
+		a, b := pollPair(t)
+		a.Write([]byte("ping"))
+		io.ReadFull(b, make([]byte, 4))
+		a.Close()
+		b.Close()
+	}
+	connPoller.mu.Lock()
+	after := len(connPoller.conns)
+	connPoller.mu.Unlock()
+	if after != before {
+		t.Errorf("connections in the poller: %d before, %d after closing all", before, after)
+	}
+	if got := openFDs(t); got > fds {
+		t.Errorf("open descriptors: %d before, %d after", fds, got)
+	}
+}
+
+// TestPollConnEndBehindData: the peer's last data and its end of stream
+// arrive together, under one readiness event; the read after the data
+// must find the end rather than wait for another event.
+func TestPollConnEndBehindData(t *testing.T) {
+	for _, wait := range []bool{false, true} {
+		a, b := pollPair(t)
+		b.Write([]byte("last"))
+		b.CloseWrite()
+		if wait {
+			time.Sleep(50 * time.Millisecond) // the poller has seen both
+		}
+		done := make(chan string, 1)
+		go func() {
+			got, err := io.ReadAll(a)
+			done <- fmt.Sprintf("%q, %v", got, err)
+		}()
+		select {
+		case got := <-done:
+			if want := `"last", <nil>`; got != want {
+				t.Errorf("ReadAll = %s, want %s", got, want)
+			}
+		case <-time.After(2 * time.Second):
+			t.Fatalf("the read after the last data waited for an event that never comes (poller had seen both: %v)", wait)
+		}
+	}
+}
