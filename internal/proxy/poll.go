@@ -26,7 +26,7 @@ import (
 // the scheduler next polls the network.
 //
 // The sockets stay registered in the Go poller too, which is what closes
-// them and what a caller reaching past pollConn (none does) would wait in;
+// them and where an Upgrade tunnel's splice waits (see ReadFrom); otherwise
 // nobody waits there, so its events cost a little bookkeeping each.
 
 // connPoller is the process's one poller of HTTP connections.
@@ -37,7 +37,12 @@ type poller struct {
 	ep    *epollSet // nil when it could not start
 	mu    sync.Mutex
 	conns map[int32]*pollConn // by socket descriptor
-	ready []chan struct{}     // the batch being woken (loop only)
+	gen   int32               // tells apart connections that had the same descriptor
+
+	// The batch being woken (loop only), and the index in it of the first
+	// reader that is waiting (-1: none).
+	ready []chan struct{}
+	first int
 }
 
 var errNoPoller = errors.New("connection poller unavailable")
@@ -56,15 +61,19 @@ func (p *poller) start() {
 func (p *poller) loop() {
 	collect := func(evs []unix.EpollEvent) {
 		p.mu.Lock()
+		p.first = -1
 		for _, ev := range evs {
 			c := p.conns[ev.Fd]
-			if c == nil {
+			if c == nil || c.gen != ev.Pad {
 				continue // closed since
 			}
-			if ev.Events&(unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) != 0 {
-				c.hup.Store(true) // before the token: its reader sees it
+			if ev.Events&(unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR|unix.EPOLLPRI) != 0 {
+				c.leftover.Store(true) // before the token: its reader sees it
 			}
-			if ev.Events&(unix.EPOLLIN|unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) != 0 {
+			if ev.Events&(unix.EPOLLIN|unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR|unix.EPOLLPRI) != 0 {
+				if p.first < 0 && c.rwaiting.Load() {
+					p.first = len(p.ready)
+				}
 				p.ready = append(p.ready, c.rch)
 			}
 			if ev.Events&(unix.EPOLLOUT|unix.EPOLLHUP|unix.EPOLLERR) != 0 {
@@ -77,12 +86,14 @@ func (p *poller) loop() {
 		err := p.ep.wait(collect)
 		// A goroutine made runnable takes the scheduler's next slot and
 		// pushes the one there to the back of its queue: waking the first
-		// waiter last makes the batch run in order.
-		if len(p.ready) > 0 {
-			for _, ch := range p.ready[1:] {
+		// waiting reader last makes the batch run in order.
+		for i, ch := range p.ready {
+			if i != p.first {
 				notify(ch)
 			}
-			notify(p.ready[0])
+		}
+		if p.first >= 0 {
+			notify(p.ready[p.first])
 		}
 		clear(p.ready)
 		p.ready = p.ready[:0]
@@ -123,7 +134,9 @@ func (p *poller) add(tc *net.TCPConn) (*pollConn, error) {
 	err = rc.Control(func(fd uintptr) {
 		// Edge-triggered: an event means the socket became readable or
 		// writable since it last reported EAGAIN.
-		ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLOUT | unix.EPOLLRDHUP | unix.EPOLLET, Fd: int32(fd)}
+		p.gen++
+		c.gen = p.gen
+		ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLOUT | unix.EPOLLRDHUP | unix.EPOLLPRI | unix.EPOLLET, Fd: int32(fd), Pad: c.gen}
 		cerr = unix.EpollCtl(p.ep.fd, unix.EPOLL_CTL_ADD, int(fd), &ev)
 		c.fd = int32(fd)
 	})
@@ -162,9 +175,10 @@ func notify(ch chan struct{}) {
 // goroutine may read while another writes; deadlines and Close interrupt
 // both, as with net.Conn.
 type pollConn struct {
-	tc *net.TCPConn
-	rc syscall.RawConn
-	fd int32
+	tc  *net.TCPConn
+	rc  syscall.RawConn
+	fd  int32
+	gen int32 // in the poller's events for it
 
 	// Readiness tokens, from the poller, a deadline or Close. A token can
 	// be stale (the socket was drained since); a waiter then tries once
@@ -175,14 +189,17 @@ type pollConn struct {
 	// drained says what the last read found: the socket empty (EAGAIN),
 	// or fewer bytes than it asked for. Either way the next read first
 	// waits for a token rather than make a system call that would find
-	// nothing: whatever arrives since sends one. But the end of the stream
-	// can arrive with the last data, under the same token, and stay
-	// queued behind a short read: once the poller has seen the peer's end
-	// (hup), a short read is not waited on. A new connection starts
-	// drained, as adding a socket that is readable already to the poller
-	// reports it at once. The reader's alone.
-	drained drainState
-	hup     atomic.Bool
+	// nothing: whatever arrives since sends one. But a short read can
+	// leave something queued that sends no further event: the end of the
+	// stream or an error that came with the last data, or data beyond
+	// urgent data (a read stops at its mark). Once the poller has seen any
+	// of these (leftover), a short read is not waited on. A new connection
+	// starts drained, as adding a socket that is readable already to the
+	// poller reports it at once. drained is the reader's alone; rwaiting
+	// tells the poller the reader waits (see loop).
+	drained  drainState
+	leftover atomic.Bool
+	rwaiting atomic.Bool
 
 	rstep func(fd uintptr) // recvStep, bound once
 	rp    []byte
@@ -219,7 +236,7 @@ const (
 // readable waits, when the last read drained the socket, until something
 // has arrived since, or a deadline or Close (which recv then reports).
 func (c *pollConn) readable() error {
-	if c.drained == notDrained || c.drained == drainedShort && c.hup.Load() {
+	if c.drained == notDrained || c.drained == drainedShort && c.leftover.Load() {
 		return nil
 	}
 	if c.closed.Load() {
@@ -228,7 +245,9 @@ func (c *pollConn) readable() error {
 	if c.rd.expired.Load() {
 		return os.ErrDeadlineExceeded
 	}
+	c.rwaiting.Store(true)
 	<-c.rch
+	c.rwaiting.Store(false)
 	c.drained = notDrained
 	return nil
 }
@@ -344,6 +363,19 @@ func (c *pollConn) Close() error {
 	return c.tc.Close()
 }
 
+// ReadFrom copies r to c: from another pollConn with splice(2), as between
+// two net.TCPConns (an Upgrade tunnel's bytes never enter user space),
+// waiting in the Go poller and under neither connection's deadlines.
+func (c *pollConn) ReadFrom(r io.Reader) (int64, error) {
+	if src, ok := r.(*pollConn); ok {
+		return c.tc.ReadFrom(src.tc)
+	}
+	return io.Copy(writerOnly{c}, r)
+}
+
+// writerOnly hides a writer's ReadFrom from io.Copy.
+type writerOnly struct{ io.Writer }
+
 // CloseWrite shuts down the sending side.
 func (c *pollConn) CloseWrite() error { return c.tc.CloseWrite() }
 
@@ -372,6 +404,9 @@ func (c *pollConn) setDeadline(d *deadline, ch chan struct{}, t time.Time) error
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.closed.Load() {
+		return net.ErrClosed // and Close has stopped the timers
+	}
 	d.at = t
 	wait := time.Until(t)
 	switch {
@@ -397,12 +432,16 @@ func (c *pollConn) setDeadline(d *deadline, ch chan struct{}, t time.Time) error
 	return nil
 }
 
-// expire marks d passed if it still is when its timer fires (it may have
-// been moved since), and wakes the waiter.
+// expire marks d passed when its timer fires, and wakes the waiter; a
+// deadline moved since is left to its new timer.
 func (c *pollConn) expire(d *deadline, ch chan struct{}) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if !d.at.IsZero() && !time.Now().Before(d.at) {
+	switch wait := time.Until(d.at); {
+	case d.at.IsZero() || c.closed.Load():
+	case wait > 0:
+		d.t.Reset(wait) // a deadline without a monotonic reading, and the clock stepped back
+	default:
 		d.expired.Store(true)
 		notify(ch)
 	}

@@ -22,6 +22,9 @@ func TestPollerWakesInOrder(t *testing.T) {
 	for i := range n {
 		writers[i], readers[i] = pollPair(t)
 	}
+	// A socket that becomes readable first but has no reader waiting
+	// must not upset the order of the others.
+	busyW, _ := pollPair(t)
 	for attempt := range 3 {
 		var mu sync.Mutex
 		var order []int
@@ -42,6 +45,7 @@ func TestPollerWakesInOrder(t *testing.T) {
 		}
 		waiting.Wait()
 		runtime.Gosched() // let each reader reach its wait
+		busyW.Write([]byte("x"))
 		for _, w := range writers {
 			w.Write([]byte("x"))
 		}

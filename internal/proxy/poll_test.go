@@ -10,6 +10,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // pollPair returns two ends of a loopback TCP connection, each a pollConn.
@@ -246,6 +248,30 @@ func TestPollConnEndBehindData(t *testing.T) {
 			}
 		case <-time.After(2 * time.Second):
 			t.Fatalf("the read after the last data waited for an event that never comes (poller had seen both: %v)", wait)
+		}
+	}
+}
+
+// TestPollConnDataBeyondUrgentMark: a read stops at urgent data's mark
+// with more queued behind it, and no further event comes for that.
+func TestPollConnDataBeyondUrgentMark(t *testing.T) {
+	a, b := pollPair(t)
+	var serr error
+	b.rc.Control(func(fd uintptr) { serr = unix.Send(int(fd), []byte("abc"), unix.MSG_OOB) })
+	if serr != nil {
+		t.Fatal(serr)
+	}
+	b.Write([]byte("def"))
+	time.Sleep(50 * time.Millisecond) // all of it queued, and the poller has seen it
+	a.SetReadDeadline(time.Now().Add(2 * time.Second))
+	// The urgent byte itself is out of band: it is not in the stream.
+	var got []byte
+	buf := make([]byte, 64)
+	for string(got) != "abdef" {
+		n, err := a.Read(buf)
+		got = append(got, buf[:n]...)
+		if err != nil {
+			t.Fatalf("after %q: Read: %v; want the rest of \"abdef\"", got, err)
 		}
 	}
 }
