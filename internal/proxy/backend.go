@@ -279,9 +279,6 @@ func (b *Backend) dial(ctx context.Context, cfg *BackendConfig, s *Server, clien
 	if err != nil {
 		return nil, err
 	}
-	if tc, ok := c.(*net.TCPConn); ok {
-		tc.SetNoDelay(true)
-	}
 	c = wrapConn(c)
 	if cfg.SendProxy != "" {
 		if _, err := c.Write(proxyHeader(cfg.SendProxy, client)); err != nil {

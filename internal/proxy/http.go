@@ -305,9 +305,6 @@ type clientConn struct {
 }
 
 func (f *HTTPFrontend) newConn(c net.Conn) *clientConn {
-	if tc, ok := c.(*net.TCPConn); ok {
-		tc.SetNoDelay(true)
-	}
 	c = wrapConn(c)
 	cc := &clientConn{f: f, c: c, raw: c, dl: deadlines{c: c}, br: newConnReader(c),
 		parkedFD: -1, resumeFD: -1, parkIdx: -1}

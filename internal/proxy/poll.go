@@ -105,6 +105,8 @@ func (p *poller) loop() {
 
 // wrapConn returns c as a pollConn when it is a TCP connection, else c. If
 // the poller cannot take it, c stays with the Go poller: slower, not wrong.
+// (Go's TCP connections come with TCP_NODELAY set: a small response leaves
+// at once.)
 func wrapConn(c net.Conn) net.Conn {
 	tc, ok := c.(*net.TCPConn)
 	if !ok {

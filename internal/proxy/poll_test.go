@@ -275,3 +275,17 @@ func TestPollConnDataBeyondUrgentMark(t *testing.T) {
 		}
 	}
 }
+
+// TestPollConnNoDelay: accepted and dialled connections send small
+// messages at once (TCP_NODELAY), which nothing in the proxy sets itself.
+func TestPollConnNoDelay(t *testing.T) {
+	a, b := pollPair(t)
+	for i, c := range []*pollConn{a, b} {
+		var v int
+		var err error
+		c.rc.Control(func(fd uintptr) { v, err = unix.GetsockoptInt(int(fd), unix.IPPROTO_TCP, unix.TCP_NODELAY) })
+		if err != nil || v == 0 {
+			t.Errorf("side %d: TCP_NODELAY = %d, %v; want it set", i, v, err)
+		}
+	}
+}
