@@ -123,7 +123,7 @@ func (f *HTTPFrontend) Serve(ln net.Listener) error {
 	return acceptLoop(ln, f.gate, func(c net.Conn) {
 		cc := f.newConn(c)
 		if !f.conns.add(cc) {
-			c.Close()
+			cc.raw.Close()
 			return
 		}
 		go f.run(cc, true)
@@ -300,6 +300,7 @@ type clientConn struct {
 	// whether the connection was closed while parked or resuming.
 	parkedFD, resumeFD int32
 	parkIdx            int32
+	parkedAddr         [2]net.Addr // the socket's local and remote address, for resuming
 	parkDue            time.Duration
 	killed             bool
 }
@@ -1204,6 +1205,9 @@ func (cc *clientConn) accessLog(l *slog.Logger, x *exchange, start time.Time) {
 // protocol upgrade, including what each side had already buffered, until
 // both directions end.
 func tunnel(client net.Conn, cbuf []byte, server net.Conn, sbuf []byte) (in, out int64) {
+	// The deadlines of the request and the response do not carry over.
+	client.SetDeadline(time.Time{})
+	server.SetDeadline(time.Time{})
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
@@ -1227,7 +1231,6 @@ func pipe(dst, src net.Conn, buffered []byte) int64 {
 			return n
 		}
 	}
-	src.SetReadDeadline(time.Time{})
 	w, _ := io.Copy(dst, src)
 	n += w
 	closeWrite(dst)

@@ -3,7 +3,6 @@ package proxy
 import (
 	"container/heap"
 	"net"
-	"os"
 	"sync"
 	"time"
 
@@ -61,9 +60,9 @@ func (p *parker) park(cc *clientConn, timeout time.Duration) bool {
 		p.mu.Unlock()
 		return false
 	}
-	// The socket is kept by a descriptor of its own, and the Go
-	// connection closed: only the duplicate holds it open.
-	fd, err := dupSocket(cc.br.pc.rc)
+	// The socket is kept by a descriptor of its own, and the connection
+	// closed: only the duplicate holds it open.
+	fd, err := cc.br.pc.handOff()
 	if err != nil {
 		p.mu.Unlock()
 		return false
@@ -76,6 +75,7 @@ func (p *parker) park(cc *clientConn, timeout time.Duration) bool {
 		return false
 	}
 	raw := cc.raw
+	cc.parkedAddr = [2]net.Addr{raw.LocalAddr(), raw.RemoteAddr()}
 	cc.raw, cc.c, cc.br, cc.dl = nil, nil, nil, deadlines{}
 	cc.parkedFD = int32(fd)
 	p.conns[int32(fd)] = cc
@@ -203,16 +203,13 @@ func (p *parker) kill(cc *clientConn) {
 // resume gives a connection coming out of the parker a net.Conn again; it
 // returns false when the connection must close.
 func (p *parker) resume(cc *clientConn) bool {
-	file := os.NewFile(uintptr(cc.resumeFD), "")
-	c, err := net.FileConn(file)
-	file.Close()
+	c, err := adoptSocket(int(cc.resumeFD), cc.parkedAddr[0], cc.parkedAddr[1])
 	if err != nil {
 		return false
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	cc.resumeFD = -1
-	c = wrapConn(c)
 	cc.raw, cc.c, cc.br, cc.dl = c, c, newConnReader(c), deadlines{c: c}
 	if cc.killed {
 		c.Close()

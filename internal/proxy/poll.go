@@ -4,7 +4,9 @@ import (
 	"errors"
 	"io"
 	"net"
+	"net/netip"
 	"os"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -13,8 +15,9 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// The HTTP path's plain TCP connections, client and server, wait for
-// readiness in a poller of their own rather than in the Go runtime's.
+// The HTTP path's plain TCP connections, client and server, are bare
+// sockets that wait for readiness in a poller of their own rather than
+// net.Conns in the Go runtime's.
 //
 // The runtime makes the goroutines of one epoll_wait batch runnable in the
 // reverse of the kernel's order (its list of them is a stack), so under
@@ -25,9 +28,8 @@ import (
 // poller (see epollSet), so it needs no thread of its own and wakes when
 // the scheduler next polls the network.
 //
-// The sockets stay registered in the Go poller too, which is what closes
-// them and where an Upgrade tunnel's splice waits (see ReadFrom); otherwise
-// nobody waits there, so its events cost a little bookkeeping each.
+// A socket accepted or dialled by Go is taken out of the Go poller into
+// this one (wrapConn), so that no socket's events are reported twice.
 
 // connPoller is the process's one poller of HTTP connections.
 var connPoller poller
@@ -103,65 +105,104 @@ func (p *poller) loop() {
 	}
 }
 
-// wrapConn returns c as a pollConn when it is a TCP connection, else c. If
-// the poller cannot take it, c stays with the Go poller: slower, not wrong.
-// (Go's TCP connections come with TCP_NODELAY set: a small response leaves
-// at once.)
+// wrapConn returns c as a pollConn when it is a TCP connection, else c:
+// the socket moves from the Go poller to connPoller. If it cannot, c stays
+// as it was: slower, not wrong. (Go's TCP connections come with
+// TCP_NODELAY set: a small response leaves at once.)
 func wrapConn(c net.Conn) net.Conn {
 	tc, ok := c.(*net.TCPConn)
 	if !ok {
 		return c
 	}
-	pc, err := connPoller.add(tc)
+	rc, err := tc.SyscallConn()
 	if err != nil {
 		return c
 	}
+	fd, err := dupSocket(rc)
+	if err != nil {
+		return c
+	}
+	pc, err := connPoller.add(fd)
+	if err != nil {
+		unix.Close(fd)
+		return c
+	}
+	pc.laddr, pc.raddr = tc.LocalAddr(), tc.RemoteAddr()
+	tc.Close() // the duplicate keeps the socket
 	return pc
 }
 
-func (p *poller) add(tc *net.TCPConn) (*pollConn, error) {
-	p.once.Do(p.start)
-	if p.ep == nil {
-		return nil, errNoPoller
-	}
-	rc, err := tc.SyscallConn()
+// adoptSocket makes a connection of socket fd, which it takes over, with
+// the addresses given: a pollConn, or a Go connection if the poller cannot
+// take it.
+func adoptSocket(fd int, laddr, raddr net.Addr) (net.Conn, error) {
+	c, err := connPoller.add(fd)
 	if err != nil {
-		return nil, err
+		f := os.NewFile(uintptr(fd), "")
+		defer f.Close()
+		return net.FileConn(f)
 	}
-	c := &pollConn{tc: tc, rc: rc, rch: make(chan struct{}, 1), wch: make(chan struct{}, 1), drained: drainedEmpty}
-	c.rstep, c.wstep = c.recvStep, c.sendStep
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	var cerr error
-	err = rc.Control(func(fd uintptr) {
-		// Edge-triggered: an event means the socket became readable or
-		// writable since it last reported EAGAIN.
-		p.gen++
-		c.gen = p.gen
-		ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLOUT | unix.EPOLLRDHUP | unix.EPOLLPRI | unix.EPOLLET, Fd: int32(fd), Pad: c.gen}
-		cerr = unix.EpollCtl(p.ep.fd, unix.EPOLL_CTL_ADD, int(fd), &ev)
-		c.fd = int32(fd)
-	})
-	if err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return nil, err
-	}
-	p.conns[c.fd] = c
+	c.laddr, c.raddr = laddr, raddr
 	return c, nil
 }
 
-// remove takes c out of the poller, before its socket closes.
+// running starts the poller if it is not yet, and reports whether it runs.
+func (p *poller) running() bool {
+	p.once.Do(p.start)
+	return p.ep != nil
+}
+
+// sockaddrAddr returns a socket address as a *net.TCPAddr (nil if it is not
+// an IP address).
+func sockaddrAddr(sa unix.Sockaddr) net.Addr {
+	switch a := sa.(type) {
+	case *unix.SockaddrInet4:
+		return net.TCPAddrFromAddrPort(netip.AddrPortFrom(netip.AddrFrom4(a.Addr), uint16(a.Port)))
+	case *unix.SockaddrInet6:
+		ip := netip.AddrFrom16(a.Addr)
+		if a.ZoneId != 0 {
+			zone := strconv.Itoa(int(a.ZoneId))
+			if ifi, err := net.InterfaceByIndex(int(a.ZoneId)); err == nil {
+				zone = ifi.Name
+			}
+			ip = ip.WithZone(zone)
+		}
+		return net.TCPAddrFromAddrPort(netip.AddrPortFrom(ip, uint16(a.Port)))
+	}
+	return nil
+}
+
+// add makes a pollConn of socket fd (non-blocking), watched by the poller.
+func (p *poller) add(fd int) (*pollConn, error) {
+	if !p.running() {
+		return nil, errNoPoller
+	}
+	c := &pollConn{fd: fd, rch: make(chan struct{}, 1), wch: make(chan struct{}, 1), drained: drainedEmpty}
+	c.ref.Store(1) // the connection's own reference, until Close
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.gen++
+	c.gen = p.gen
+	// Edge-triggered: an event means the socket became readable or
+	// writable since it last reported EAGAIN.
+	ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLOUT | unix.EPOLLRDHUP | unix.EPOLLPRI | unix.EPOLLET, Fd: int32(fd), Pad: c.gen}
+	if err := unix.EpollCtl(p.ep.fd, unix.EPOLL_CTL_ADD, fd, &ev); err != nil {
+		return nil, err
+	}
+	p.conns[int32(fd)] = c
+	return c, nil
+}
+
+// remove forgets c. Closing its socket takes it out of the epoll set,
+// unless another descriptor holds the socket open: then Close does (see
+// handOff), and until then the generation in its events keeps them from
+// reaching a connection that reuses the number.
 func (p *poller) remove(c *pollConn) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.conns[c.fd] == c {
-		delete(p.conns, c.fd)
+	if p.conns[int32(c.fd)] == c {
+		delete(p.conns, int32(c.fd))
 	}
-	c.rc.Control(func(fd uintptr) {
-		unix.EpollCtl(p.ep.fd, unix.EPOLL_CTL_DEL, int(fd), nil)
-	})
 }
 
 // notify hands ch a token unless it holds one already.
@@ -172,21 +213,25 @@ func notify(ch chan struct{}) {
 	}
 }
 
-// pollConn is a TCP connection read and written with recv(2) and send(2)
-// (see recv), waiting in connPoller while the socket is empty or full. One
+// pollConn is a TCP socket read and written with recv(2) and send(2)
+// (see recv), waiting in connPoller while it is empty or full. One
 // goroutine may read while another writes; deadlines and Close interrupt
 // both, as with net.Conn.
 type pollConn struct {
-	tc  *net.TCPConn
-	rc  syscall.RawConn
-	fd  int32
+	fd  int
 	gen int32 // in the poller's events for it
+
+	// ref counts the system calls using fd, plus one for the open
+	// connection; closedRef is set once it is closed. The descriptor is
+	// closed when both are gone, so that it cannot be reused under a
+	// system call still running.
+	ref       atomic.Int64
+	handedOff atomic.Bool // see handOff
 
 	// Readiness tokens, from the poller, a deadline or Close. A token can
 	// be stale (the socket was drained since); a waiter then tries once
 	// more and waits again.
 	rch, wch chan struct{}
-	closed   atomic.Bool
 
 	// drained says what the last read found: the socket empty (EAGAIN),
 	// or fewer bytes than it asked for. Either way the next read first
@@ -203,18 +248,31 @@ type pollConn struct {
 	leftover atomic.Bool
 	rwaiting atomic.Bool
 
-	rstep func(fd uintptr) // recvStep, bound once
-	rp    []byte
-	rn    int
-	rerr  error
+	mu           sync.Mutex // guards the deadlines' times and timers, and the addresses
+	rd, wd       deadline
+	laddr, raddr net.Addr // nil until asked for (see addr)
+}
 
-	wstep func(fd uintptr) // sendStep, bound once
-	wp    []byte
-	wn    int
-	werr  error
+const closedRef = 1 << 62
 
-	mu     sync.Mutex // guards the deadlines' times and timers
-	rd, wd deadline
+// incref takes a reference for a system call on fd; false once closed.
+func (c *pollConn) incref() bool {
+	for {
+		r := c.ref.Load()
+		if r&closedRef != 0 {
+			return false
+		}
+		if c.ref.CompareAndSwap(r, r+1) {
+			return true
+		}
+	}
+}
+
+// decref drops a reference, closing fd after the last one once closed.
+func (c *pollConn) decref() {
+	if c.ref.Add(-1) == closedRef {
+		unix.Close(c.fd)
+	}
 }
 
 // deadline is one direction's deadline: a timer that sets expired when it
@@ -241,7 +299,7 @@ func (c *pollConn) readable() error {
 	if c.drained == notDrained || c.drained == drainedShort && c.leftover.Load() {
 		return nil
 	}
-	if c.closed.Load() {
+	if c.isClosed() {
 		return net.ErrClosed
 	}
 	if c.rd.expired.Load() {
@@ -257,19 +315,23 @@ func (c *pollConn) readable() error {
 // recv reads once into p. It returns EAGAIN when the socket is empty and
 // io.EOF at the end of the stream.
 func (c *pollConn) recv(p []byte) (int, error) {
-	if c.closed.Load() {
+	if !c.incref() {
 		return 0, net.ErrClosed
 	}
 	if c.rd.expired.Load() {
+		c.decref()
 		return 0, os.ErrDeadlineExceeded
 	}
-	c.rp = p
-	err := c.rc.Control(c.rstep)
-	n, rerr := c.rn, c.rerr
-	c.rp, c.rerr = nil, nil
+	var n int
+	var rerr error
+	for {
+		n, rerr = recv(c.fd, p)
+		if rerr != syscall.EINTR {
+			break
+		}
+	}
+	c.decref()
 	switch {
-	case err != nil:
-		return 0, err
 	case rerr == syscall.EAGAIN:
 		c.drained = drainedEmpty
 		return 0, rerr
@@ -283,15 +345,6 @@ func (c *pollConn) recv(p []byte) (int, error) {
 		c.drained = drainedShort
 	}
 	return n, nil
-}
-
-func (c *pollConn) recvStep(fd uintptr) {
-	for {
-		c.rn, c.rerr = recv(int(fd), c.rp)
-		if c.rerr != syscall.EINTR {
-			return
-		}
-	}
 }
 
 func (c *pollConn) Read(p []byte) (int, error) {
@@ -310,49 +363,51 @@ func (c *pollConn) Read(p []byte) (int, error) {
 }
 
 func (c *pollConn) Write(p []byte) (int, error) {
-	c.wp, c.wn = p, 0
-	defer func() { c.wp = nil }()
+	wn := 0
 	for {
-		if c.closed.Load() {
-			return c.wn, net.ErrClosed
+		if !c.incref() {
+			return wn, net.ErrClosed
 		}
 		if c.wd.expired.Load() {
-			return c.wn, os.ErrDeadlineExceeded
+			c.decref()
+			return wn, os.ErrDeadlineExceeded
 		}
-		c.werr = nil
-		err := c.rc.Control(c.wstep)
-		if err == nil {
-			err = c.werr
+		var err error
+		for wn < len(p) {
+			var n int
+			n, err = send(c.fd, p[wn:])
+			if err == syscall.EINTR {
+				continue
+			}
+			if err != nil {
+				break
+			}
+			wn += n
 		}
-		c.werr = nil
+		c.decref()
 		if err != syscall.EAGAIN {
-			return c.wn, err
+			return wn, err
 		}
-		<-c.wch
-	}
-}
-
-func (c *pollConn) sendStep(fd uintptr) {
-	for c.wn < len(c.wp) {
-		n, err := send(int(fd), c.wp[c.wn:])
-		switch err {
-		case nil:
-			c.wn += n
-		case syscall.EINTR:
-		default:
-			c.werr = err // EAGAIN: wait until writable
-			return
-		}
+		<-c.wch // wait until writable
 	}
 }
 
 // Close closes the connection; waiting reads and writes return
 // net.ErrClosed.
 func (c *pollConn) Close() error {
-	if !c.closed.CompareAndSwap(false, true) {
-		return net.ErrClosed
+	for {
+		r := c.ref.Load()
+		if r&closedRef != 0 {
+			return net.ErrClosed
+		}
+		if c.ref.CompareAndSwap(r, r|closedRef) {
+			break
+		}
 	}
 	connPoller.remove(c)
+	if c.handedOff.Load() {
+		unix.EpollCtl(connPoller.ep.fd, unix.EPOLL_CTL_DEL, c.fd, nil)
+	}
 	c.mu.Lock()
 	for _, d := range []*deadline{&c.rd, &c.wd} {
 		if d.t != nil {
@@ -362,30 +417,55 @@ func (c *pollConn) Close() error {
 	c.mu.Unlock()
 	notify(c.rch)
 	notify(c.wch)
-	return c.tc.Close()
+	c.decref() // the connection's own reference
+	return nil
 }
 
-// ReadFrom copies r to c: from another pollConn with splice(2), as between
-// two net.TCPConns (an Upgrade tunnel's bytes never enter user space),
-// waiting in the Go poller and under neither connection's deadlines.
-func (c *pollConn) ReadFrom(r io.Reader) (int64, error) {
-	if src, ok := r.(*pollConn); ok {
-		return c.tc.ReadFrom(src.tc)
-	}
-	return io.Copy(writerOnly{c}, r)
-}
-
-// writerOnly hides a writer's ReadFrom from io.Copy.
-type writerOnly struct{ io.Writer }
+func (c *pollConn) isClosed() bool { return c.ref.Load()&closedRef != 0 }
 
 // CloseWrite shuts down the sending side.
-func (c *pollConn) CloseWrite() error { return c.tc.CloseWrite() }
+func (c *pollConn) CloseWrite() error {
+	if !c.incref() {
+		return net.ErrClosed
+	}
+	defer c.decref()
+	return unix.Shutdown(c.fd, unix.SHUT_WR)
+}
 
-// SyscallConn gives the socket, for the parker.
-func (c *pollConn) SyscallConn() (syscall.RawConn, error) { return c.rc, nil }
+// handOff returns a descriptor of its own for the socket, which then
+// stays open when c is closed: Close stops watching it (closing c's
+// descriptor alone would not), and it is waited for elsewhere (see parker).
+func (c *pollConn) handOff() (int, error) {
+	if !c.incref() {
+		return -1, net.ErrClosed
+	}
+	defer c.decref()
+	c.handedOff.Store(true) // before the duplicate exists: a Close meanwhile unwatches it
+	fd, err := unix.FcntlInt(uintptr(c.fd), unix.F_DUPFD_CLOEXEC, 0)
+	if err != nil {
+		c.handedOff.Store(false)
+	}
+	return fd, err
+}
 
-func (c *pollConn) LocalAddr() net.Addr  { return c.tc.LocalAddr() }
-func (c *pollConn) RemoteAddr() net.Addr { return c.tc.RemoteAddr() }
+func (c *pollConn) LocalAddr() net.Addr  { return c.addr(&c.laddr, unix.Getsockname) }
+func (c *pollConn) RemoteAddr() net.Addr { return c.addr(&c.raddr, unix.Getpeername) }
+
+// addr returns *a, asking the socket (get) the first time.
+func (c *pollConn) addr(a *net.Addr, get func(int) (unix.Sockaddr, error)) net.Addr {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if *a == nil && c.incref() {
+		if sa, err := get(c.fd); err == nil {
+			*a = sockaddrAddr(sa)
+		}
+		c.decref()
+	}
+	if *a == nil {
+		return &net.TCPAddr{} // the socket cannot tell (it was reset, say): a zero address, never nil
+	}
+	return *a
+}
 
 func (c *pollConn) SetDeadline(t time.Time) error {
 	if err := c.SetReadDeadline(t); err != nil {
@@ -401,12 +481,9 @@ func (c *pollConn) SetWriteDeadline(t time.Time) error { return c.setDeadline(&c
 // interrupts a waiting read or write at once; a later one arms d's timer,
 // whose callback (expire) does it then.
 func (c *pollConn) setDeadline(d *deadline, ch chan struct{}, t time.Time) error {
-	if c.closed.Load() {
-		return net.ErrClosed
-	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.closed.Load() {
+	if c.isClosed() {
 		return net.ErrClosed // and Close has stopped the timers
 	}
 	d.at = t
@@ -440,7 +517,7 @@ func (c *pollConn) expire(d *deadline, ch chan struct{}) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	switch wait := time.Until(d.at); {
-	case d.at.IsZero() || c.closed.Load():
+	case d.at.IsZero() || c.isClosed():
 	case wait > 0:
 		d.t.Reset(wait) // a deadline without a monotonic reading, and the clock stepped back
 	default:

@@ -257,7 +257,7 @@ func TestPollConnEndBehindData(t *testing.T) {
 func TestPollConnDataBeyondUrgentMark(t *testing.T) {
 	a, b := pollPair(t)
 	var serr error
-	b.rc.Control(func(fd uintptr) { serr = unix.Send(int(fd), []byte("abc"), unix.MSG_OOB) })
+	serr = unix.Send(b.fd, []byte("abc"), unix.MSG_OOB)
 	if serr != nil {
 		t.Fatal(serr)
 	}
@@ -283,9 +283,39 @@ func TestPollConnNoDelay(t *testing.T) {
 	for i, c := range []*pollConn{a, b} {
 		var v int
 		var err error
-		c.rc.Control(func(fd uintptr) { v, err = unix.GetsockoptInt(int(fd), unix.IPPROTO_TCP, unix.TCP_NODELAY) })
+		v, err = unix.GetsockoptInt(c.fd, unix.IPPROTO_TCP, unix.TCP_NODELAY)
 		if err != nil || v == 0 {
 			t.Errorf("side %d: TCP_NODELAY = %d, %v; want it set", i, v, err)
 		}
+	}
+}
+
+// TestPollConnAddresses: a connection's addresses, as wrapped and as
+// asked of the socket when a parked connection is taken back without them.
+func TestPollConnAddresses(t *testing.T) {
+	a, b := pollPair(t)
+	if a.LocalAddr().String() != b.RemoteAddr().String() || a.RemoteAddr().String() != b.LocalAddr().String() {
+		t.Fatalf("ends disagree: %v→%v and %v→%v", a.LocalAddr(), a.RemoteAddr(), b.LocalAddr(), b.RemoteAddr())
+	}
+	fd, err := b.handOff()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.Close()
+	c, err := adoptSocket(fd, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if got, want := c.RemoteAddr().String(), a.LocalAddr().String(); got != want {
+		t.Errorf("RemoteAddr() of the socket taken back = %s, want %s", got, want)
+	}
+	if got, want := c.LocalAddr().String(), a.RemoteAddr().String(); got != want {
+		t.Errorf("LocalAddr() of the socket taken back = %s, want %s", got, want)
+	}
+	// And it still carries data.
+	a.Write([]byte("x"))
+	if n, err := c.Read(make([]byte, 1)); n != 1 || err != nil {
+		t.Errorf("Read from the socket taken back = %d, %v", n, err)
 	}
 }

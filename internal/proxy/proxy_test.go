@@ -442,7 +442,12 @@ func TestWebSocketUpgrade(t *testing.T) {
 		io.WriteString(c, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
 		io.Copy(c, br) // echo
 	}()
-	p := startProxy(t, []string{ln.Addr().String()}, nil)
+	// The tunnel outlives the request's timeouts: its messages come after
+	// both the client and the server timeout have passed.
+	const timeout = 200 * time.Millisecond
+	p := startProxy(t, []string{ln.Addr().String()}, func(f *HTTPConfig, b *BackendConfig) {
+		f.TimeoutClient, b.ServerTimeout = timeout, timeout
+	})
 	c := dial(t, p.addr)
 	io.WriteString(c, "GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
 	br := bufio.NewReader(c)
@@ -454,11 +459,27 @@ func TestWebSocketUpgrade(t *testing.T) {
 		t.Fatalf("response = %d %v, want 101 with Upgrade: websocket", resp.StatusCode, resp.Header)
 	}
 	for _, msg := range []string{"hello", "world"} {
+		time.Sleep(2 * timeout)
 		io.WriteString(c, msg)
 		buf := make([]byte, len(msg))
 		if _, err := io.ReadFull(br, buf); err != nil || string(buf) != msg {
 			t.Fatalf("echo = %q (%v), want %q", buf, err, msg)
 		}
+	}
+}
+
+// A connection accepted while the frontend drains is closed at once.
+func TestDrainingFrontendClosesNewConnections(t *testing.T) {
+	p := startProxy(t, []string{backend(t, named("a"))}, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := p.f.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	c := dial(t, p.addr)
+	c.SetReadDeadline(time.Now().Add(2 * time.Second))
+	if n, err := c.Read(make([]byte, 1)); err != io.EOF {
+		t.Errorf("read from a connection accepted while draining = %d, %v; want EOF", n, err)
 	}
 }
 
