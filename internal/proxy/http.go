@@ -300,7 +300,7 @@ type clientConn struct {
 	// whether the connection was closed while parked or resuming.
 	parkedFD, resumeFD int32
 	parkIdx            int32
-	parkedAddr         [2]net.Addr // the socket's local and remote address, for resuming
+	parkedAddr         [2]netip.AddrPort // the socket's local and remote address, for resuming
 	parkDue            time.Duration
 	killed             bool
 }

@@ -3,6 +3,7 @@ package proxy
 import (
 	"container/heap"
 	"net"
+	"net/netip"
 	"sync"
 	"time"
 
@@ -75,7 +76,7 @@ func (p *parker) park(cc *clientConn, timeout time.Duration) bool {
 		return false
 	}
 	raw := cc.raw
-	cc.parkedAddr = [2]net.Addr{raw.LocalAddr(), raw.RemoteAddr()}
+	cc.parkedAddr = [2]netip.AddrPort{addrPort(raw.LocalAddr()), addrPort(raw.RemoteAddr())}
 	cc.raw, cc.c, cc.br, cc.dl = nil, nil, nil, deadlines{}
 	cc.parkedFD = int32(fd)
 	p.conns[int32(fd)] = cc
@@ -203,7 +204,7 @@ func (p *parker) kill(cc *clientConn) {
 // resume gives a connection coming out of the parker a net.Conn again; it
 // returns false when the connection must close.
 func (p *parker) resume(cc *clientConn) bool {
-	c, err := adoptSocket(int(cc.resumeFD), cc.parkedAddr[0], cc.parkedAddr[1])
+	c, err := adoptSocket(int(cc.resumeFD), tcpAddr(cc.parkedAddr[0]), tcpAddr(cc.parkedAddr[1]))
 	if err != nil {
 		return false
 	}
@@ -266,4 +267,21 @@ func (h *parkHeap) Pop() any {
 	*h = old[:len(old)-1]
 	cc.parkIdx = -1
 	return cc
+}
+
+// addrPort returns a TCP address as a value (a zero one for another kind).
+func addrPort(a net.Addr) netip.AddrPort {
+	if t, ok := a.(*net.TCPAddr); ok {
+		return t.AddrPort()
+	}
+	return netip.AddrPort{}
+}
+
+// tcpAddr is addrPort's inverse; nil for the zero address, which the
+// connection then asks its socket for.
+func tcpAddr(ap netip.AddrPort) net.Addr {
+	if !ap.IsValid() {
+		return nil
+	}
+	return net.TCPAddrFromAddrPort(ap)
 }

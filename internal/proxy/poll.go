@@ -78,8 +78,8 @@ func (p *poller) loop() {
 				}
 				p.ready = append(p.ready, c.rch)
 			}
-			if ev.Events&(unix.EPOLLOUT|unix.EPOLLHUP|unix.EPOLLERR) != 0 {
-				p.ready = append(p.ready, c.wch)
+			if w := c.wch.Load(); w != nil && ev.Events&(unix.EPOLLOUT|unix.EPOLLHUP|unix.EPOLLERR) != 0 {
+				p.ready = append(p.ready, *w)
 			}
 		}
 		p.mu.Unlock()
@@ -177,7 +177,7 @@ func (p *poller) add(fd int) (*pollConn, error) {
 	if !p.running() {
 		return nil, errNoPoller
 	}
-	c := &pollConn{fd: fd, rch: make(chan struct{}, 1), wch: make(chan struct{}, 1), drained: drainedEmpty}
+	c := &pollConn{fd: fd, rch: make(chan struct{}, 1), drained: drainedEmpty}
 	c.ref.Store(1) // the connection's own reference, until Close
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -231,7 +231,10 @@ type pollConn struct {
 	// Readiness tokens, from the poller, a deadline or Close. A token can
 	// be stale (the socket was drained since); a waiter then tries once
 	// more and waits again.
-	rch, wch chan struct{}
+	// The writer's channel is made when a write first has to wait: most
+	// connections never fill their socket.
+	rch chan struct{}
+	wch atomic.Pointer[chan struct{}]
 
 	// drained says what the last read found: the socket empty (EAGAIN),
 	// or fewer bytes than it asked for. Either way the next read first
@@ -280,6 +283,8 @@ func (c *pollConn) decref() {
 type deadline struct {
 	at      time.Time // zero: none
 	t       *time.Timer
+	armed   time.Time   // when t fires; zero: it does not
+	moved   atomic.Bool // at has changed since a wait last armed t
 	expired atomic.Bool
 }
 
@@ -306,6 +311,7 @@ func (c *pollConn) readable() error {
 		return os.ErrDeadlineExceeded
 	}
 	c.rwaiting.Store(true)
+	c.arm(&c.rd)
 	<-c.rch
 	c.rwaiting.Store(false)
 	c.drained = notDrained
@@ -388,7 +394,14 @@ func (c *pollConn) Write(p []byte) (int, error) {
 		if err != syscall.EAGAIN {
 			return wn, err
 		}
-		<-c.wch // wait until writable
+		w := c.wch.Load()
+		if w == nil {
+			ch := make(chan struct{}, 1)
+			c.wch.Store(&ch)
+			continue // once more: it may have become writable before the poller could say
+		}
+		c.arm(&c.wd)
+		<-*w // wait until writable
 	}
 }
 
@@ -415,8 +428,8 @@ func (c *pollConn) Close() error {
 		}
 	}
 	c.mu.Unlock()
-	notify(c.rch)
-	notify(c.wch)
+	c.wake(&c.rd)
+	c.wake(&c.wd)
 	c.decref() // the connection's own reference
 	return nil
 }
@@ -474,54 +487,88 @@ func (c *pollConn) SetDeadline(t time.Time) error {
 	return c.SetWriteDeadline(t)
 }
 
-func (c *pollConn) SetReadDeadline(t time.Time) error  { return c.setDeadline(&c.rd, c.rch, t) }
-func (c *pollConn) SetWriteDeadline(t time.Time) error { return c.setDeadline(&c.wd, c.wch, t) }
+func (c *pollConn) SetReadDeadline(t time.Time) error  { return c.setDeadline(&c.rd, t) }
+func (c *pollConn) SetWriteDeadline(t time.Time) error { return c.setDeadline(&c.wd, t) }
+
+// wake wakes the reader (d is c.rd) or the writer (c.wd), if waiting.
+func (c *pollConn) wake(d *deadline) {
+	if d == &c.rd {
+		notify(c.rch)
+	} else if w := c.wch.Load(); w != nil {
+		notify(*w)
+	}
+}
 
 // setDeadline sets d to t (zero: none). A deadline already passed
-// interrupts a waiting read or write at once; a later one arms d's timer,
-// whose callback (expire) does it then.
-func (c *pollConn) setDeadline(d *deadline, ch chan struct{}, t time.Time) error {
+// interrupts a waiting read or write at once. A later one is left to the
+// wait, which arms a timer for it (see arm): most reads and nearly all
+// writes never wait, and then no timer is made or moved.
+func (c *pollConn) setDeadline(d *deadline, t time.Time) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.isClosed() {
 		return net.ErrClosed // and Close has stopped the timers
 	}
 	d.at = t
-	wait := time.Until(t)
+	d.moved.Store(true)
 	switch {
-	case t.IsZero():
+	case t.IsZero() || time.Until(t) > 0:
 		d.expired.Store(false)
-		if d.t != nil {
-			d.t.Stop()
-		}
-	case wait > 0:
-		d.expired.Store(false)
-		if d.t == nil {
-			d.t = time.AfterFunc(wait, func() { c.expire(d, ch) })
-		} else {
-			d.t.Reset(wait)
+		if !d.armed.IsZero() && (t.IsZero() || t.Before(d.armed)) {
+			c.armLocked(d) // no deadline now, or a nearer one, while a timer runs
 		}
 	default:
-		if d.t != nil {
-			d.t.Stop()
-		}
 		d.expired.Store(true)
-		notify(ch)
+		c.wake(d)
 	}
 	return nil
 }
 
+// arm, before a wait, makes d's timer fire by d.at.
+func (c *pollConn) arm(d *deadline) {
+	if !d.moved.Load() {
+		return // armed as it should be since it last moved
+	}
+	c.mu.Lock()
+	d.moved.Store(false)
+	c.armLocked(d)
+	c.mu.Unlock()
+}
+
+// armLocked (c.mu held) sets d's timer to fire at d.at, unless it fires at
+// or before it already (expire then sets it again), and stops it when
+// there is no deadline.
+func (c *pollConn) armLocked(d *deadline) {
+	switch {
+	case d.at.IsZero():
+		if !d.armed.IsZero() {
+			d.t.Stop()
+			d.armed = time.Time{}
+		}
+	case !d.armed.IsZero() && !d.at.Before(d.armed):
+	default:
+		wait := time.Until(d.at)
+		if d.t == nil {
+			d.t = time.AfterFunc(wait, func() { c.expire(d) })
+		} else {
+			d.t.Reset(wait)
+		}
+		d.armed = d.at
+	}
+}
+
 // expire marks d passed when its timer fires, and wakes the waiter; a
 // deadline moved since is left to its new timer.
-func (c *pollConn) expire(d *deadline, ch chan struct{}) {
+func (c *pollConn) expire(d *deadline) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	switch wait := time.Until(d.at); {
+	d.armed = time.Time{}
+	switch {
 	case d.at.IsZero() || c.isClosed():
-	case wait > 0:
-		d.t.Reset(wait) // a deadline without a monotonic reading, and the clock stepped back
+	case time.Until(d.at) > 0:
+		c.armLocked(d) // moved later since the timer was set
 	default:
 		d.expired.Store(true)
-		notify(ch)
+		c.wake(d)
 	}
 }

@@ -142,6 +142,23 @@ func TestPollConnReadDeadline(t *testing.T) {
 	case <-time.After(2 * time.Second):
 		t.Fatal("a passed deadline did not interrupt the waiting read")
 	}
+
+	// A nearer deadline, set while a read waits under a later one, ends it.
+	a.SetReadDeadline(time.Now().Add(5 * time.Second))
+	go func() {
+		_, err := a.Read(buf)
+		done <- err
+	}()
+	time.Sleep(50 * time.Millisecond)
+	a.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
+	select {
+	case err := <-done:
+		if !isDeadline(err) {
+			t.Errorf("Read under the nearer deadline: %v, want a timeout", err)
+		}
+	case <-time.After(2 * time.Second):
+		t.Fatal("a nearer deadline did not end the waiting read")
+	}
 }
 
 func TestPollConnWriteDeadline(t *testing.T) {
