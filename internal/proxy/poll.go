@@ -230,9 +230,8 @@ type pollConn struct {
 
 	// Readiness tokens, from the poller, a deadline or Close. A token can
 	// be stale (the socket was drained since); a waiter then tries once
-	// more and waits again.
-	// The writer's channel is made when a write first has to wait: most
-	// connections never fill their socket.
+	// more and waits again. The writer's channel is made when a write
+	// first has to wait: most connections never fill their socket.
 	rch chan struct{}
 	wch atomic.Pointer[chan struct{}]
 
@@ -253,7 +252,7 @@ type pollConn struct {
 
 	mu           sync.Mutex // guards the deadlines' times and timers, and the addresses
 	rd, wd       deadline
-	laddr, raddr net.Addr // nil until asked for (see addr)
+	laddr, raddr net.Addr // as wrapped or adopted; nil: ask the socket when wanted (see addr)
 }
 
 const closedRef = 1 << 62
