@@ -73,13 +73,14 @@ func (e *epollSet) close() { e.f.Close() }
 func dupSocket(rc syscall.RawConn) (int, error) {
 	fd := -1
 	var err error
-	if cerr := rc.Control(func(s uintptr) {
-		fd, err = unix.FcntlInt(s, unix.F_DUPFD_CLOEXEC, 0)
-	}); cerr != nil {
+	if cerr := rc.Control(func(s uintptr) { fd, err = dupFD(int(s)) }); cerr != nil {
 		return -1, cerr
 	}
 	return fd, err
 }
+
+// dupFD returns a new descriptor (close-on-exec) for the file of fd.
+func dupFD(fd int) (int, error) { return unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, 0) }
 
 // recv and send are recv(2) and send(2) on a socket: unlike read(2) and
 // write(2) they skip the file layer of the kernel (file position locks,

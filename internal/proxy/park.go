@@ -277,8 +277,7 @@ func addrPort(a net.Addr) netip.AddrPort {
 	return netip.AddrPort{}
 }
 
-// tcpAddr is addrPort's inverse; nil for the zero address, which the
-// connection then asks its socket for.
+// tcpAddr is addrPort's inverse; nil for the zero address.
 func tcpAddr(ap netip.AddrPort) net.Addr {
 	if !ap.IsValid() {
 		return nil

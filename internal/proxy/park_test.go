@@ -274,8 +274,12 @@ func TestParkingConcurrent(t *testing.T) {
 
 // A resumed connection still forwards its client's address.
 func TestParkedKeepsClientAddress(t *testing.T) {
-	seen := make(chan string, 2)
+	seen := make(chan string, 3)
 	addr := backend(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/nohost" {
+			seen <- r.Host // named by the proxy: the address the client reached
+			return
+		}
 		seen <- r.Header.Get("X-Forwarded-For") + " " + r.Header.Get("Forwarded")
 	})
 	bal, _ := balance.New("roundrobin", []balance.Server{{Weight: 1}})
@@ -283,7 +287,8 @@ func TestParkedKeepsClientAddress(t *testing.T) {
 	b := NewBackend("b", bal, []*Server{s}, BackendConfig{ConnectTimeout: time.Second, ServerTimeout: 5 * time.Second})
 	f := NewHTTPFrontend("f", &HTTPConfig{Default: b, TimeoutClient: 5 * time.Second})
 	f.parkAfter = 30 * time.Millisecond
-	c := dial(t, serve(t, f, s))
+	front := serve(t, f, s)
+	c := dial(t, front)
 	br := bufio.NewReader(c)
 	for i := 0; i < 2; i++ {
 		io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
@@ -296,6 +301,16 @@ func TestParkedKeepsClientAddress(t *testing.T) {
 			t.Errorf("request %d: server saw %q, want %q", i, got, want)
 		}
 		waitParked(t, f, 1)
+	}
+	// And the address it was reached at, for a request without Host.
+	io.WriteString(c, "GET /nohost HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if got := <-seen; got != front {
+		t.Errorf("after parking, the Host named for an HTTP/1.0 request = %q, want %q", got, front)
 	}
 }
 

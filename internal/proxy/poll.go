@@ -4,9 +4,7 @@ import (
 	"errors"
 	"io"
 	"net"
-	"net/netip"
 	"os"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -152,26 +150,6 @@ func (p *poller) running() bool {
 	return p.ep != nil
 }
 
-// sockaddrAddr returns a socket address as a *net.TCPAddr (nil if it is not
-// an IP address).
-func sockaddrAddr(sa unix.Sockaddr) net.Addr {
-	switch a := sa.(type) {
-	case *unix.SockaddrInet4:
-		return net.TCPAddrFromAddrPort(netip.AddrPortFrom(netip.AddrFrom4(a.Addr), uint16(a.Port)))
-	case *unix.SockaddrInet6:
-		ip := netip.AddrFrom16(a.Addr)
-		if a.ZoneId != 0 {
-			zone := strconv.Itoa(int(a.ZoneId))
-			if ifi, err := net.InterfaceByIndex(int(a.ZoneId)); err == nil {
-				zone = ifi.Name
-			}
-			ip = ip.WithZone(zone)
-		}
-		return net.TCPAddrFromAddrPort(netip.AddrPortFrom(ip, uint16(a.Port)))
-	}
-	return nil
-}
-
 // add makes a pollConn of socket fd (non-blocking), watched by the poller.
 func (p *poller) add(fd int) (*pollConn, error) {
 	if !p.running() {
@@ -250,9 +228,9 @@ type pollConn struct {
 	leftover atomic.Bool
 	rwaiting atomic.Bool
 
-	mu           sync.Mutex // guards the deadlines' times and timers, and the addresses
+	mu           sync.Mutex // guards the deadlines' times and timers
 	rd, wd       deadline
-	laddr, raddr net.Addr // as wrapped or adopted; nil: ask the socket when wanted (see addr)
+	laddr, raddr net.Addr // as wrapped or adopted, before c is shared
 }
 
 const closedRef = 1 << 62
@@ -453,30 +431,22 @@ func (c *pollConn) handOff() (int, error) {
 	}
 	defer c.decref()
 	c.handedOff.Store(true) // before the duplicate exists: a Close meanwhile unwatches it
-	fd, err := unix.FcntlInt(uintptr(c.fd), unix.F_DUPFD_CLOEXEC, 0)
+	fd, err := dupFD(c.fd)
 	if err != nil {
 		c.handedOff.Store(false)
 	}
 	return fd, err
 }
 
-func (c *pollConn) LocalAddr() net.Addr  { return c.addr(&c.laddr, unix.Getsockname) }
-func (c *pollConn) RemoteAddr() net.Addr { return c.addr(&c.raddr, unix.Getpeername) }
+func (c *pollConn) LocalAddr() net.Addr  { return orZero(c.laddr) }
+func (c *pollConn) RemoteAddr() net.Addr { return orZero(c.raddr) }
 
-// addr returns *a, asking the socket (get) the first time.
-func (c *pollConn) addr(a *net.Addr, get func(int) (unix.Sockaddr, error)) net.Addr {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if *a == nil && c.incref() {
-		if sa, err := get(c.fd); err == nil {
-			*a = sockaddrAddr(sa)
-		}
-		c.decref()
+// orZero returns a, or a zero TCP address for none: never nil, as net.Conn's.
+func orZero(a net.Addr) net.Addr {
+	if a == nil {
+		return &net.TCPAddr{}
 	}
-	if *a == nil {
-		return &net.TCPAddr{} // the socket cannot tell (it was reset, say): a zero address, never nil
-	}
-	return *a
+	return a
 }
 
 func (c *pollConn) SetDeadline(t time.Time) error {
