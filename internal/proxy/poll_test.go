@@ -134,13 +134,8 @@ func TestPollConnReadDeadline(t *testing.T) {
 	}()
 	time.Sleep(50 * time.Millisecond)
 	a.SetReadDeadline(time.Now())
-	select {
-	case err := <-done:
-		if !isDeadline(err) {
-			t.Errorf("interrupted Read: %v, want a timeout", err)
-		}
-	case <-time.After(2 * time.Second):
-		t.Fatal("a passed deadline did not interrupt the waiting read")
+	if err := await(t, done, "a passed deadline did not interrupt the waiting read"); !isDeadline(err) {
+		t.Errorf("interrupted Read: %v, want a timeout", err)
 	}
 
 	// A nearer deadline, set while a read waits under a later one, ends it.
@@ -151,13 +146,21 @@ func TestPollConnReadDeadline(t *testing.T) {
 	}()
 	time.Sleep(50 * time.Millisecond)
 	a.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
+	if err := await(t, done, "a nearer deadline did not end the waiting read"); !isDeadline(err) {
+		t.Errorf("Read under the nearer deadline: %v, want a timeout", err)
+	}
+}
+
+// await returns what ch gives, failing the test with stuck if that takes
+// more than 2 s.
+func await[T any](t *testing.T, ch <-chan T, stuck string) T {
+	t.Helper()
 	select {
-	case err := <-done:
-		if !isDeadline(err) {
-			t.Errorf("Read under the nearer deadline: %v, want a timeout", err)
-		}
+	case v := <-ch:
+		return v
 	case <-time.After(2 * time.Second):
-		t.Fatal("a nearer deadline did not end the waiting read")
+		t.Fatal(stuck)
+		panic("unreachable")
 	}
 }
 
@@ -202,13 +205,8 @@ func TestPollConnCloseInterrupts(t *testing.T) {
 		t.Fatal(err)
 	}
 	for range 2 {
-		select {
-		case err := <-errs:
-			if !errors.Is(err, net.ErrClosed) {
-				t.Errorf("read or write interrupted by Close: %v, want net.ErrClosed", err)
-			}
-		case <-time.After(2 * time.Second):
-			t.Fatal("Close did not interrupt a waiting read or write")
+		if err := await(t, errs, "Close did not interrupt a waiting read or write"); !errors.Is(err, net.ErrClosed) {
+			t.Errorf("read or write interrupted by Close: %v, want net.ErrClosed", err)
 		}
 	}
 	if err := a.Close(); !errors.Is(err, net.ErrClosed) {
@@ -258,13 +256,9 @@ func TestPollConnEndBehindData(t *testing.T) {
 			got, err := io.ReadAll(a)
 			done <- fmt.Sprintf("%q, %v", got, err)
 		}()
-		select {
-		case got := <-done:
-			if want := `"last", <nil>`; got != want {
-				t.Errorf("ReadAll = %s, want %s", got, want)
-			}
-		case <-time.After(2 * time.Second):
-			t.Fatalf("the read after the last data waited for an event that never comes (poller had seen both: %v)", wait)
+		stuck := fmt.Sprintf("the read after the last data waited for an event that never comes (poller had seen both: %v)", wait)
+		if got, want := await(t, done, stuck), `"last", <nil>`; got != want {
+			t.Errorf("ReadAll = %s, want %s", got, want)
 		}
 	}
 }
