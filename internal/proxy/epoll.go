@@ -45,6 +45,31 @@ func newEpollSet(name string, batch int) (*epollSet, error) {
 	return e, nil
 }
 
+// socketEvents are what the HTTP poller and the TCP relay watch a socket
+// for: data, room, the peer's shutdown and urgent data, edge-triggered (an
+// event means the socket became readable or writable since it last
+// reported EAGAIN).
+//
+// Urgent data, TCP's out-of-band byte, bends that rule twice. A read stops
+// at its mark short of what is queued; and a read that starts at the mark
+// fails with EAGAIN, whatever is queued, when its thread has a signal
+// pending, as Go's runtime sends its threads to preempt them. No edge
+// follows for what was already queued. So once a socket has reported
+// EPOLLPRI, a short read is not taken to mean it is drained, and EAGAIN
+// re-arms it (watch with mod): the set then reports whatever is queued.
+const socketEvents = unix.EPOLLIN | unix.EPOLLOUT | unix.EPOLLRDHUP | unix.EPOLLPRI | unix.EPOLLET
+
+// watch adds socket fd to the set, or with mod re-arms it; tag comes back
+// in its events' Pad.
+func (e *epollSet) watch(fd int, tag int32, mod bool) error {
+	op := unix.EPOLL_CTL_ADD
+	if mod {
+		op = unix.EPOLL_CTL_MOD
+	}
+	ev := unix.EpollEvent{Events: socketEvents, Fd: int32(fd), Pad: tag}
+	return unix.EpollCtl(e.fd, op, fd, &ev)
+}
+
 // wait waits until some of the set's sockets are ready and calls handle
 // with their events, in the kernel's order; the slice is reused by the
 // next wait. It fails once the set is closed. One goroutine waits at a

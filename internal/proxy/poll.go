@@ -161,10 +161,7 @@ func (p *poller) add(fd int) (*pollConn, error) {
 	defer p.mu.Unlock()
 	p.gen++
 	c.gen = p.gen
-	// Edge-triggered: an event means the socket became readable or
-	// writable since it last reported EAGAIN.
-	ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLOUT | unix.EPOLLRDHUP | unix.EPOLLPRI | unix.EPOLLET, Fd: int32(fd), Pad: c.gen}
-	if err := unix.EpollCtl(p.ep.fd, unix.EPOLL_CTL_ADD, fd, &ev); err != nil {
+	if err := p.ep.watch(fd, c.gen, false); err != nil {
 		return nil, err
 	}
 	p.conns[int32(fd)] = c
@@ -219,11 +216,12 @@ type pollConn struct {
 	// nothing: whatever arrives since sends one. But a short read can
 	// leave something queued that sends no further event: the end of the
 	// stream or an error that came with the last data, or data beyond
-	// urgent data (a read stops at its mark). Once the poller has seen any
-	// of these (leftover), a short read is not waited on. A new connection
-	// starts drained, as adding a socket that is readable already to the
-	// poller reports it at once. drained is the reader's alone; rwaiting
-	// tells the poller the reader waits (see loop).
+	// urgent data (see socketEvents). Once the poller has seen any of
+	// these (leftover), a short read is not waited on, and EAGAIN re-arms
+	// the socket. A new connection starts drained, as adding a socket that
+	// is readable already to the poller reports it at once. drained is the
+	// reader's alone; rwaiting tells the poller the reader waits (see
+	// loop).
 	drained  drainState
 	leftover atomic.Bool
 	rwaiting atomic.Bool
@@ -312,6 +310,9 @@ func (c *pollConn) recv(p []byte) (int, error) {
 		if rerr != syscall.EINTR {
 			break
 		}
+	}
+	if rerr == syscall.EAGAIN && c.leftover.Load() {
+		connPoller.ep.watch(c.fd, c.gen, true) // see socketEvents
 	}
 	c.decref()
 	switch {

@@ -7,6 +7,8 @@ import (
 	"io"
 	"math/rand/v2"
 	"net"
+	"os"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -263,28 +265,64 @@ func TestPollConnEndBehindData(t *testing.T) {
 	}
 }
 
-// TestPollConnDataBeyondUrgentMark: a read stops at urgent data's mark
-// with more queued behind it, and no further event comes for that.
+// TestPollConnDataBeyondUrgentMark: a read stops at the urgent mark, and
+// one that starts there fails with EAGAIN while its thread has a signal
+// pending; neither may leave the data queued behind the mark unread. The
+// threads are signalled throughout, as Go's runtime does to preempt them.
 func TestPollConnDataBeyondUrgentMark(t *testing.T) {
-	a, b := pollPair(t)
-	var serr error
-	serr = unix.Send(b.fd, []byte("abc"), unix.MSG_OOB)
-	if serr != nil {
-		t.Fatal(serr)
-	}
-	b.Write([]byte("def"))
-	time.Sleep(50 * time.Millisecond) // all of it queued, and the poller has seen it
-	a.SetReadDeadline(time.Now().Add(2 * time.Second))
-	// The urgent byte itself is out of band: it is not in the stream.
-	var got []byte
-	buf := make([]byte, 64)
-	for string(got) != "abdef" {
-		n, err := a.Read(buf)
-		got = append(got, buf[:n]...)
-		if err != nil {
-			t.Fatalf("after %q: Read: %v; want the rest of \"abdef\"", got, err)
+	signalThreads(t)
+	for i := range 50 {
+		a, b := pollPair(t)
+		if err := unix.Send(b.fd, []byte("abc"), unix.MSG_OOB); err != nil {
+			t.Fatal(err)
 		}
+		b.Write([]byte("def"))
+		time.Sleep(5 * time.Millisecond) // all of it queued, and the poller has seen it
+		a.SetReadDeadline(time.Now().Add(2 * time.Second))
+		// The urgent byte itself is out of band: it is not in the stream.
+		var got []byte
+		buf := make([]byte, 64)
+		for string(got) != "abdef" {
+			n, err := a.Read(buf)
+			got = append(got, buf[:n]...)
+			if err != nil {
+				t.Fatalf("connection %d, after %q: Read: %v; want the rest of \"abdef\"", i, got, err)
+			}
+		}
+		a.Close()
+		b.Close()
 	}
+}
+
+// signalThreads sends SIGURG, which Go's runtime takes as a request to
+// preempt, to every thread of the process over and over until the test
+// ends.
+func signalThreads(t *testing.T) {
+	stop, done := make(chan struct{}), make(chan struct{})
+	t.Cleanup(func() { close(stop); <-done })
+	go func() {
+		defer close(done)
+		pid := os.Getpid()
+		for {
+			tasks, err := os.ReadDir("/proc/self/task")
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			for range 100 {
+				for _, task := range tasks {
+					if tid, err := strconv.Atoi(task.Name()); err == nil {
+						unix.Tgkill(pid, tid, unix.SIGURG)
+					}
+				}
+				select {
+				case <-stop:
+					return
+				default:
+				}
+			}
+		}
+	}()
 }
 
 // TestPollConnNoDelay: accepted and dialled connections send small

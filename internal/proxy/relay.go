@@ -70,6 +70,7 @@ type relaySide struct {
 	pendData []byte
 	readable bool // may have data: read until EAGAIN or a short read
 	hup      bool // the other end shut its writing: read until EOF
+	urgent   bool // it has had urgent data: see socketEvents
 	eof      bool // read to its end (its peer's writing is shut)
 	// last is when the socket was last read or written, or the relay began
 	// to wait on it again (loop clock), and timeout how long it may stay
@@ -183,8 +184,7 @@ func (l *relayLoop) add(p *relayPair) error {
 	now := time.Since(l.epoch)
 	for _, s := range []*relaySide{&p.client, &p.server} {
 		s.last = now
-		ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLOUT | unix.EPOLLRDHUP | unix.EPOLLET, Fd: int32(s.fd)}
-		if err := unix.EpollCtl(l.ep.fd, unix.EPOLL_CTL_ADD, s.fd, &ev); err != nil {
+		if err := l.ep.watch(s.fd, 0, false); err != nil {
 			if s == &p.server {
 				unix.EpollCtl(l.ep.fd, unix.EPOLL_CTL_DEL, p.client.fd, nil)
 				delete(l.sides, int32(p.client.fd))
@@ -246,7 +246,10 @@ func (l *relayLoop) event(s *relaySide, ev uint32) {
 		}
 		s.hup = true
 	}
-	if ev&(unix.EPOLLIN|unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) != 0 {
+	if ev&unix.EPOLLPRI != 0 {
+		s.urgent = true
+	}
+	if ev&(unix.EPOLLIN|unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR|unix.EPOLLPRI) != 0 {
 		s.readable = true
 	}
 	if s.pend != nil && ev&(unix.EPOLLOUT|unix.EPOLLHUP|unix.EPOLLERR) != 0 {
@@ -266,6 +269,9 @@ func (l *relayLoop) pump(src, dst *relaySide) {
 			continue
 		case err == unix.EAGAIN:
 			src.readable = false
+			if src.urgent {
+				l.ep.watch(src.fd, 0, true) // see socketEvents
+			}
 			return
 		case err != nil:
 			l.close(p)
@@ -293,7 +299,7 @@ func (l *relayLoop) pump(src, dst *relaySide) {
 			dst.pendData = append((*dst.pend)[:0], l.buf[w:n]...)
 			return
 		}
-		if n < len(l.buf) && !src.hup {
+		if n < len(l.buf) && !src.hup && !src.urgent {
 			// A short read drained the socket: it is readable again at
 			// its next edge.
 			src.readable = false

@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"fulcrum/internal/balance"
+
+	"golang.org/x/sys/unix"
 )
 
 // tcpProxy runs a TCP frontend on loopback in front of server addresses;
@@ -153,6 +155,50 @@ func TestRelayHalfClose(t *testing.T) {
 			t.Fatal("the server never heard the client's end")
 		}
 	})
+}
+
+// Urgent data is relayed as the stream around it, both ways, though a read
+// stops at its mark and fails at it while its thread has a signal pending
+// (see TestPollConnDataBeyondUrgentMark). The urgent byte itself is out of
+// band and not relayed.
+func TestRelayUrgentData(t *testing.T) {
+	signalThreads(t)
+	srv := tcpServer(t, func(c net.Conn) {
+		c.SetDeadline(time.Now().Add(2 * time.Second))
+		b := make([]byte, 5)
+		if _, err := io.ReadFull(c, b); err != nil || string(b) != "abdef" {
+			t.Errorf("server read %q, %v; want abdef", b, err)
+			return
+		}
+		sendUrgent(t, c, "ghi")
+		c.Write([]byte("jkl"))
+	})
+	_, _, addr := tcpProxy(t, 5*time.Second, 5*time.Second, srv)
+	for i := range 30 {
+		c := dialTCP(t, addr)
+		c.SetDeadline(time.Now().Add(2 * time.Second))
+		sendUrgent(t, c, "abc")
+		c.Write([]byte("def"))
+		b := make([]byte, 5)
+		if _, err := io.ReadFull(c, b); err != nil || string(b) != "ghjkl" {
+			t.Fatalf("connection %d: client read %q, %v; want ghjkl", i, b, err)
+		}
+		c.Close()
+	}
+}
+
+// sendUrgent sends s on c with its last byte urgent (MSG_OOB).
+func sendUrgent(t *testing.T, c net.Conn, s string) {
+	rc, err := c.(syscall.Conn).SyscallConn()
+	if err == nil {
+		rc.Write(func(fd uintptr) bool {
+			err = unix.Send(int(fd), []byte(s), unix.MSG_OOB)
+			return true
+		})
+	}
+	if err != nil {
+		t.Errorf("sending %q urgent: %v", s, err)
+	}
 }
 
 // Large streams in both directions at once, with a client that reads
