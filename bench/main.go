@@ -15,7 +15,7 @@
 // median of the two builds' per-round ratios, in which noise that slows a
 // whole round cancels out.
 //
-// Usage: go run ./bench [-rounds 5] [-d 4s] [-c 64] [-procs 1] [-scenarios http,close,1mib,tcp,idle] [-idle 10000] [-profile] [-soak 10m] [-fulcrum bin/fulcrum] [-baseline BIN] [-out DIR]
+// Usage: go run ./bench [-rounds 5] [-d 4s] [-c 64] [-procs 1] [-scenarios http,close,1mib,tcp,tcp-close,tcp-1mib,idle] [-idle 10000] [-profile] [-soak 10m] [-fulcrum bin/fulcrum] [-baseline BIN] [-out DIR]
 package main
 
 import (
@@ -111,14 +111,16 @@ var scenarios = []scenario{
 	{"http", "http", "HTTP keep-alive, small GETs", "/", nil},
 	{"close", "http", "HTTP, a new connection per request (Connection: close)", "/", []string{"-H", "Connection: close"}},
 	{"1mib", "http", "HTTP keep-alive, 1 MiB responses", "/1m", nil},
-	{"tcp", "tcp", "TCP mode (HTTP keep-alive through it)", "/", nil},
+	{"tcp", "tcp", "TCP mode, small messages (HTTP keep-alive through it)", "/", nil},
+	{"tcp-close", "tcp", "TCP mode, a new connection per message (Connection: close through it)", "/", []string{"-H", "Connection: close"}},
+	{"tcp-1mib", "tcp", "TCP mode, 1 MiB messages (HTTP keep-alive through it)", "/1m", nil},
 }
 
 func main() {
 	dur := flag.Duration("d", 4*time.Second, "duration of each load run")
 	rounds := flag.Int("rounds", 5, "rounds per scenario; each round measures every proxy once, in a rotating order")
 	conns := flag.Int("c", 64, "concurrent connections")
-	which := flag.String("scenarios", "http,close,1mib,tcp,idle", "comma-separated scenarios: http, close, 1mib, tcp, idle")
+	which := flag.String("scenarios", "http,close,1mib,tcp,tcp-close,tcp-1mib,idle", "comma-separated scenarios: http, close, 1mib, tcp, tcp-close, tcp-1mib, idle")
 	procs := flag.Int("procs", 1, "cores per proxy: GOMAXPROCS, nbthread, worker_processes (and wrk threads)")
 	soak := flag.Duration("soak", 0, "instead of the comparison, run fulcrum alone under keep-alive load for this long (e.g. 10m) and print its RSS every minute")
 	prof := flag.Bool("profile", false, "also profile fulcrum under each load: CPU and allocation profiles in -out (go tool pprof)")
@@ -357,7 +359,7 @@ func runScenario(o opts, sc scenario, dir string, ports portSet, be1, be2 int) e
 // HAProxy's figures in the same round.
 func printTable(sc scenario, proxies []string, rounds map[string][]result, rss map[string]int64) {
 	base := rounds["haproxy"]
-	perMB := sc.name == "1mib"
+	perMB := sc.path == "/1m"
 	fmt.Printf("### %s\n\n", sc.desc)
 	head := "| proxy | req/s | × HAProxy | range × | MB/s | × | p50 | × | p99 | × | CPU µs/req | × | min CPU µs/req | × |"
 	rule := "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
@@ -413,7 +415,7 @@ func printAB(sc scenario, fulcrum, baseline []result) {
 	fmt.Printf("fulcrum ÷ baseline: req/s %.3f (range %.3f–%.3f), p99 %.3f, CPU µs/req %.3f",
 		median(rps), slices.Min(rps), slices.Max(rps),
 		median(ratios(fulcrum, baseline, result.p99ns)), median(ratios(fulcrum, baseline, result.cpuPerReq)))
-	if sc.name == "1mib" {
+	if sc.path == "/1m" {
 		fmt.Printf(", CPU µs/MB %.3f", median(ratios(fulcrum, baseline, result.cpuPerMB)))
 	}
 	fmt.Print("\n\n")
