@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"bufio"
-	"context"
 	"crypto/tls"
 	"net"
 	"net/http"
@@ -273,13 +272,11 @@ func (p *pool) closeAll() {
 
 // dial opens a new connection to s for client connection client: TCP, then
 // the PROXY header and TLS when configured.
-func (b *Backend) dial(ctx context.Context, cfg *BackendConfig, s *Server, client net.Conn) (*serverConn, error) {
-	d := net.Dialer{Timeout: cfg.ConnectTimeout}
-	c, err := d.DialContext(ctx, "tcp", s.Addr)
+func (b *Backend) dial(cfg *BackendConfig, s *Server, client net.Conn) (*serverConn, error) {
+	c, err := dialServer(s, cfg.ConnectTimeout)
 	if err != nil {
 		return nil, err
 	}
-	c = wrapConn(c)
 	if cfg.SendProxy != "" {
 		if _, err := c.Write(proxyHeader(cfg.SendProxy, client)); err != nil {
 			c.Close()

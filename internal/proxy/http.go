@@ -636,7 +636,6 @@ func (cc *clientConn) proxy(x *exchange, path []byte, hasBody bool) bool {
 	case bc.HashSource:
 		key = []byte(cc.remoteIP)
 	}
-	ctx := context.Background()
 	var prev *Server
 	attempts := bc.Retries + 1
 	for attempt := 0; attempt < attempts; attempt++ {
@@ -670,7 +669,7 @@ func (cc *clientConn) proxy(x *exchange, path []byte, hasBody bool) bool {
 		x.srv, prev = srv, srv
 		srv.Active.Add(1)
 		srv.Stats.Requests.Add(1)
-		res := cc.try(ctx, x, srv, hasBody && !replay, upgrade)
+		res := cc.try(x, srv, hasBody && !replay, upgrade)
 		srv.Active.Add(-1)
 		b.release(srv)
 		if res == tryDone {
@@ -713,7 +712,7 @@ const (
 )
 
 // try sends the request to srv once and relays the response.
-func (cc *clientConn) try(ctx context.Context, x *exchange, srv *Server, hasBody, upgrade bool) tryResult {
+func (cc *clientConn) try(x *exchange, srv *Server, hasBody, upgrade bool) tryResult {
 	b, bc, req, f := x.b, x.bc, &cc.req, cc.f
 	var sc *serverConn
 	if bc.SendProxy == "" {
@@ -724,7 +723,7 @@ attempt:
 	for {
 		if sc == nil {
 			var err error
-			sc, err = b.dial(ctx, bc, srv, cc.raw)
+			sc, err = b.dial(bc, srv, cc.raw)
 			if err != nil {
 				x.err = err
 				b.Stats.ConnErrors.Add(1)

@@ -120,7 +120,7 @@ func wrapConn(c net.Conn) net.Conn {
 	if err != nil {
 		return c
 	}
-	pc, err := connPoller.add(fd)
+	pc, err := connPoller.add(fd, false)
 	if err != nil {
 		unix.Close(fd)
 		return c
@@ -134,7 +134,7 @@ func wrapConn(c net.Conn) net.Conn {
 // the addresses given: a pollConn, or a Go connection if the poller cannot
 // take it.
 func adoptSocket(fd int, laddr, raddr net.Addr) (net.Conn, error) {
-	c, err := connPoller.add(fd)
+	c, err := connPoller.add(fd, false)
 	if err != nil {
 		f := os.NewFile(uintptr(fd), "")
 		defer f.Close()
@@ -150,12 +150,20 @@ func (p *poller) running() bool {
 	return p.ep != nil
 }
 
-// add makes a pollConn of socket fd (non-blocking), watched by the poller.
-func (p *poller) add(fd int) (*pollConn, error) {
+// add makes a pollConn of socket fd (non-blocking), watched by the poller;
+// connecting says a connection attempt is under way, which a writer waits
+// for (see connected).
+func (p *poller) add(fd int, connecting bool) (*pollConn, error) {
 	if !p.running() {
 		return nil, errNoPoller
 	}
 	c := &pollConn{fd: fd, rch: make(chan struct{}, 1), drained: drainedEmpty}
+	if connecting {
+		// Before the socket is watched: its first event may be the
+		// attempt's end.
+		ch := make(chan struct{}, 1)
+		c.wch.Store(&ch)
+	}
 	c.ref.Store(1) // the connection's own reference, until Close
 	p.mu.Lock()
 	defer p.mu.Unlock()

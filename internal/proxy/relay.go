@@ -115,34 +115,31 @@ func (rp *relayPool) get() (*relayLoop, error) {
 	return (*loops)[int(rp.next.Add(1))%len(*loops)], nil
 }
 
-// startRelay hands client and server to a relay loop: their Go connections
-// are closed, and the loop holds the sockets until both directions have
-// ended, a socket fails, a side the relay waits on stays silent beyond its
-// timeout (zero: none), or the pair is shut. Then it closes both and calls
-// finish, in a goroutine of its own, with the bytes read from the client
-// and from the server.
-func startRelay(client, server net.Conn, clientTimeout, serverTimeout time.Duration, finish func(in, out int64)) (*relayPair, error) {
+// startRelay hands client and server (a connected socket, see dialSocket)
+// to a relay loop: client's Go connection is closed, and the loop holds
+// the sockets until both directions have ended, a socket fails, a side the
+// relay waits on stays silent beyond its timeout (zero: none), or the pair
+// is shut. Then it closes both and calls finish, in a goroutine of its
+// own, with the bytes read from the client and from the server. If it
+// fails, server is closed.
+func startRelay(client net.Conn, server int, clientTimeout, serverTimeout time.Duration, finish func(in, out int64)) (*relayPair, error) {
 	l, err := relays.get()
 	if err != nil {
+		unix.Close(server)
 		return nil, err
 	}
 	cfd, err := detach(client)
 	if err != nil {
-		return nil, err
-	}
-	sfd, err := detach(server)
-	if err != nil {
-		unix.Close(cfd)
+		unix.Close(server)
 		return nil, err
 	}
 	client.Close()
-	server.Close()
 	p := &relayPair{loop: l, finish: finish}
 	p.client = relaySide{fd: cfd, pair: p, peer: &p.server, timeout: clientTimeout}
-	p.server = relaySide{fd: sfd, pair: p, peer: &p.client, timeout: serverTimeout}
+	p.server = relaySide{fd: server, pair: p, peer: &p.client, timeout: serverTimeout}
 	if err := l.add(p); err != nil {
 		unix.Close(cfd)
-		unix.Close(sfd)
+		unix.Close(server)
 		return nil, err
 	}
 	return p, nil

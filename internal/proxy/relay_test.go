@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/sha256"
@@ -16,6 +17,7 @@ import (
 	"time"
 
 	"fulcrum/internal/balance"
+	"fulcrum/internal/edge"
 
 	"golang.org/x/sys/unix"
 )
@@ -198,6 +200,32 @@ func sendUrgent(t *testing.T, c net.Conn, s string) {
 	}
 	if err != nil {
 		t.Errorf("sending %q urgent: %v", s, err)
+	}
+}
+
+// A TCP frontend whose backend sends the PROXY header names the client to
+// the server before the client's first byte, in both versions.
+func TestRelaySendProxy(t *testing.T) {
+	for _, v := range []string{"v1", "v2"} {
+		srv := tcpServer(t, func(c net.Conn) {
+			br := bufio.NewReader(c)
+			src, _, err := edge.ReadProxyHeader(br)
+			if err != nil {
+				t.Errorf("%s: %v", v, err)
+				return
+			}
+			line, _ := br.ReadString('\n')
+			c.Write([]byte(src.Addr().String() + " said " + line))
+		})
+		bal, _ := balance.New("roundrobin", []balance.Server{{Weight: 1}})
+		b := NewBackend("b", bal, []*Server{NewServer("s", srv, 0)}, BackendConfig{ConnectTimeout: time.Second, ServerTimeout: 5 * time.Second, SendProxy: v})
+		addr := serve(t, NewTCPFrontend("t", &TCPConfig{Backend: b, TimeoutClient: 5 * time.Second}))
+		c := dialTCP(t, addr)
+		c.Write([]byte("hello\n"))
+		got, err := io.ReadAll(c)
+		if want := "127.0.0.1 said hello\n"; string(got) != want {
+			t.Errorf("%s: client read %q, %v; want %q", v, got, err, want)
+		}
 	}
 }
 

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"fulcrum/internal/edge"
+
+	"golang.org/x/sys/unix"
 )
 
 // TCPFrontend relays TCP connections to a backend's servers, with the same
@@ -149,7 +151,7 @@ func (f *TCPFrontend) serve(t *tcpConn) {
 	}
 	var (
 		srv, prev *Server
-		sc        net.Conn
+		sfd       = -1
 		err       error
 		retries   int
 	)
@@ -177,12 +179,12 @@ func (f *TCPFrontend) serve(t *tcpConn) {
 			time.Sleep(wait)
 		}
 		prev = srv
-		d := net.Dialer{Timeout: bc.ConnectTimeout}
-		sc, err = d.Dial("tcp", srv.Addr)
+		sfd, err = dialSocket(srv, bc.ConnectTimeout)
 		if err == nil && bc.SendProxy != "" {
-			_, err = sc.Write(proxyHeader(bc.SendProxy, c))
+			err = sendHeader(sfd, proxyHeader(bc.SendProxy, c))
 			if err != nil {
-				sc.Close()
+				unix.Close(sfd)
+				sfd = -1
 			}
 		}
 		if err == nil {
@@ -194,7 +196,7 @@ func (f *TCPFrontend) serve(t *tcpConn) {
 		srv.observe(err)
 		srv = nil
 	}
-	if srv == nil || sc == nil {
+	if srv == nil || sfd < 0 {
 		b.Stats.RespErrors.Add(1)
 		f.log(fc, c, b, nil, start, 0, 0, retries, err)
 		return
@@ -218,13 +220,13 @@ func (f *TCPFrontend) serve(t *tcpConn) {
 	release = nil
 	t.mu.Lock()
 	if t.closed {
+		unix.Close(sfd)
 		err = net.ErrClosed
-	} else {
-		t.pair, err = startRelay(c, sc, fc.TimeoutClient, bc.ServerTimeout, func(in, out int64) { done(in, out, nil) })
+	} else { // startRelay closes sfd if it fails
+		t.pair, err = startRelay(c, sfd, fc.TimeoutClient, bc.ServerTimeout, func(in, out int64) { done(in, out, nil) })
 	}
 	t.mu.Unlock()
 	if err != nil {
-		sc.Close()
 		b.Stats.RespErrors.Add(1)
 		done(0, 0, err)
 	}
@@ -248,6 +250,16 @@ func (f *TCPFrontend) log(fc *TCPConfig, c net.Conn, b *Backend, srv *Server, st
 		attrs = append(attrs, slog.String("error", err.Error()))
 	}
 	l.LogAttrs(context.Background(), slog.LevelInfo, "connection", attrs...)
+}
+
+// sendHeader sends a PROXY protocol header on a socket just connected,
+// whose empty buffer takes it whole at once.
+func sendHeader(fd int, h []byte) error {
+	n, err := send(fd, h)
+	if err == nil && n < len(h) {
+		err = errors.New("PROXY header not sent whole")
+	}
+	return err
 }
 
 // ActiveConns returns the number of open client connections.
