@@ -194,6 +194,14 @@ func (l *relayLoop) add(p *relayPair) error {
 		l.swept = true
 		l.timer.Reset(relaySweep)
 	}
+	// What the client has sent already goes to the server now, on the
+	// heels of the connection, rather than after the loop's next wait: by
+	// then a server may have gone back to sleep, and waking it costs more
+	// than the relaying. (Should that end the pair, the next sweep
+	// finishes it.)
+	l.now = now
+	p.client.readable = true
+	l.pump(&p.client, &p.server)
 	return nil
 }
 

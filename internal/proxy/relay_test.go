@@ -515,6 +515,58 @@ func TestRelayResetAfterHalfClose(t *testing.T) {
 	waitFor(t, "the pair to end after the client's reset", func() bool { return f.ActiveConns() == 0 })
 }
 
+// What a client has queued when its relay starts, which no further event
+// announces, reaches the server: its data and its end, or its reset,
+// which ends the pair.
+func TestRelayStartsWithWhatIsQueued(t *testing.T) {
+	for _, reset := range []bool{false, true} {
+		got := make(chan string, 1)
+		srv := tcpServer(t, func(c net.Conn) {
+			b, _ := io.ReadAll(c)
+			got <- string(b)
+		})
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		cl := dialTCP(t, ln.Addr().String())
+		accepted, err := ln.Accept()
+		ln.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		cl.Write([]byte("hello"))
+		if reset {
+			cl.SetLinger(0)
+			cl.Close()
+		} else {
+			cl.CloseWrite()
+		}
+		time.Sleep(20 * time.Millisecond) // all of it queued before the relay starts
+		sfd, err := dialSocket(NewServer("s", srv, 0), time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		finished := make(chan int64, 1)
+		if _, err := startRelay(accepted, sfd, 5*time.Second, 5*time.Second, func(in, out int64) { finished <- in }); err != nil {
+			t.Fatal(err)
+		}
+		if reset {
+			await(t, finished, "the pair did not end after the client's reset")
+			continue
+		}
+		if s := await(t, got, "the server never got the client's end"); s != "hello" {
+			t.Errorf("server got %q, want hello", s)
+		}
+		if b, err := io.ReadAll(cl); err != nil || len(b) != 0 {
+			t.Errorf("client read %q, %v; want the server's end", b, err)
+		}
+		if in := await(t, finished, "the pair did not end"); in != 5 {
+			t.Errorf("relayed %d bytes from the client, want 5", in)
+		}
+	}
+}
+
 // Running out of descriptors when the relay loops start fails that
 // connection only: the next start succeeds.
 func TestRelayLoopsStartAfterAFailure(t *testing.T) {
