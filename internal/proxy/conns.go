@@ -5,7 +5,10 @@ import (
 	"errors"
 	"net"
 	"sync"
+	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // tracked is a client connection as a frontend's shutdown sees it.
@@ -114,13 +117,36 @@ func (s *connSet) shutdown(ctx context.Context) error {
 // acceptLoop accepts connections until ln is closed, backing off on
 // temporary errors (such as running out of file descriptors). gate, when
 // set, is called before each accept and may wait.
+//
+// From a TCP listener, connections already queued are accepted straight
+// off its socket, as pollConns not watched yet (see socketConn): Go's
+// Accept would register each with the Go poller, set keep-alive probes on
+// it and look up its address, only for the socket to be taken out again.
+// When none is queued, Go's Accept waits for the next, which is the only
+// way to wait on a Go listener. No connection gets keep-alive probes,
+// which the frontends' timeouts make redundant; HAProxy sets none by
+// default either.
 func acceptLoop(ln net.Listener, gate func(), handle func(net.Conn)) error {
+	var rc syscall.RawConn
+	if tl, ok := ln.(*net.TCPListener); ok && connPoller.running() {
+		rc, _ = tl.SyscallConn()
+	}
 	var delay time.Duration
 	for {
 		if gate != nil {
 			gate()
 		}
-		c, err := ln.Accept()
+		var c net.Conn
+		var err error
+		if rc != nil {
+			c, err = acceptQueued(rc)
+		}
+		if c == nil && (rc == nil || err == syscall.EAGAIN) {
+			c, err = ln.Accept()
+			if tc, ok := c.(*net.TCPConn); ok {
+				tc.SetKeepAlive(false)
+			}
+		}
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) {
 				return nil
@@ -139,6 +165,39 @@ func acceptLoop(ln net.Listener, gate func(), handle func(net.Conn)) error {
 		}
 		delay = 0
 		handle(c)
+	}
+}
+
+// acceptQueued accepts a connection from listener rc's socket without
+// waiting: EAGAIN when none is queued.
+func acceptQueued(rc syscall.RawConn) (net.Conn, error) {
+	for {
+		var fd int
+		var sa unix.Sockaddr
+		var err error
+		if cerr := rc.Control(func(lfd uintptr) {
+			for {
+				fd, sa, err = unix.Accept4(int(lfd), unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC)
+				if err != syscall.EINTR && err != syscall.ECONNABORTED {
+					return
+				}
+			}
+		}); cerr != nil {
+			return nil, cerr
+		}
+		if err != nil {
+			return nil, err
+		}
+		lsa, err := unix.Getsockname(fd)
+		if err == nil {
+			// Small responses leave at once, as on Go's connections.
+			err = unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
+		}
+		if err != nil { // the connection is unusable already: the next one
+			unix.Close(fd)
+			continue
+		}
+		return socketConn(fd, sockaddrTCP(lsa), sockaddrTCP(sa)), nil
 	}
 }
 

@@ -84,12 +84,11 @@ func dialError(ap netip.AddrPort, err error) error {
 // awaitConnect makes a pollConn of socket fd, connected to ap already
 // (done) or waiting until it is, for up to timeout (zero: no limit).
 func awaitConnect(fd int, ap netip.AddrPort, done bool, timeout time.Duration) (*pollConn, error) {
-	c, err := connPoller.add(fd, !done)
-	if err != nil {
+	c := socketConn(fd, nil, net.TCPAddrFromAddrPort(ap))
+	if err := connPoller.watch(c, !done); err != nil {
 		unix.Close(fd)
 		return nil, dialError(ap, err)
 	}
-	c.raddr = net.TCPAddrFromAddrPort(ap)
 	if !done {
 		if timeout > 0 {
 			c.SetWriteDeadline(time.Now().Add(timeout))

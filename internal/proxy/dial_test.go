@@ -151,3 +151,87 @@ func fullListener(t *testing.T) (string, func()) {
 		unix.Close(nfd)
 	}
 }
+
+// TestAcceptQueued: connections queued on a listener are accepted off its
+// socket with both addresses, small writes sent at once and no keep-alive
+// probes, until the queue is empty (EAGAIN); a closed listener says so.
+func TestAcceptQueued(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc, err := ln.(*net.TCPListener).SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var clients []net.Conn
+	for range 3 {
+		c, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		clients = append(clients, c)
+	}
+	time.Sleep(20 * time.Millisecond) // all three queued
+	for i, cl := range clients {
+		c, err := acceptQueued(rc)
+		if err != nil {
+			t.Fatalf("connection %d: %v", i, err)
+		}
+		pc := c.(*pollConn)
+		if c.RemoteAddr().String() != cl.LocalAddr().String() || c.LocalAddr().String() != cl.RemoteAddr().String() {
+			t.Errorf("connection %d: ends %v←%v, the client's %v→%v", i, c.LocalAddr(), c.RemoteAddr(), cl.LocalAddr(), cl.RemoteAddr())
+		}
+		if v, _ := unix.GetsockoptInt(pc.fd, unix.IPPROTO_TCP, unix.TCP_NODELAY); v == 0 {
+			t.Errorf("connection %d: TCP_NODELAY not set", i)
+		}
+		if v, _ := unix.GetsockoptInt(pc.fd, unix.SOL_SOCKET, unix.SO_KEEPALIVE); v != 0 {
+			t.Errorf("connection %d: keep-alive probes set", i)
+		}
+		c.Close()
+	}
+	if c, err := acceptQueued(rc); err != syscall.EAGAIN {
+		t.Errorf("with none queued: %v, %v; want EAGAIN", c, err)
+	}
+	ln.Close()
+	if _, err := acceptQueued(rc); !errors.Is(err, net.ErrClosed) {
+		t.Errorf("from a closed listener: %v, want net.ErrClosed", err)
+	}
+}
+
+// TestReleaseSocket: a socket not watched can be given up once, after
+// which closing its pollConn leaves it open; a watched or closed one
+// cannot.
+func TestReleaseSocket(t *testing.T) {
+	a, b := pollPair(t) // watched
+	if _, err := a.release(); err == nil {
+		t.Error("a watched socket was released")
+	}
+	fd, err := dupFD(b.fd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := socketConn(fd, nil, nil)
+	got, err := c.release()
+	if err != nil || got != fd {
+		t.Fatalf("release = %d, %v; want %d", got, err, fd)
+	}
+	defer unix.Close(fd)
+	c.Close()
+	if _, err := unix.Getsockname(fd); err != nil {
+		t.Errorf("the released socket was closed with its pollConn: %v", err)
+	}
+	if _, err := c.release(); err == nil {
+		t.Error("released twice")
+	}
+	fd2, err := dupFD(b.fd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := socketConn(fd2, nil, nil)
+	d.Close()
+	if _, err := d.release(); err == nil {
+		t.Error("a closed socket was released")
+	}
+}

@@ -204,10 +204,7 @@ func (p *parker) kill(cc *clientConn) {
 // resume gives a connection coming out of the parker a net.Conn again; it
 // returns false when the connection must close.
 func (p *parker) resume(cc *clientConn) bool {
-	c, err := adoptSocket(int(cc.resumeFD), tcpAddr(cc.parkedAddr[0]), tcpAddr(cc.parkedAddr[1]))
-	if err != nil {
-		return false
-	}
+	c := adoptSocket(int(cc.resumeFD), tcpAddr(cc.parkedAddr[0]), tcpAddr(cc.parkedAddr[1]))
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	cc.resumeFD = -1

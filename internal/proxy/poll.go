@@ -103,11 +103,19 @@ func (p *poller) loop() {
 	}
 }
 
-// wrapConn returns c as a pollConn when it is a TCP connection, else c:
-// the socket moves from the Go poller to connPoller. If it cannot, c stays
-// as it was: slower, not wrong. (Go's TCP connections come with
-// TCP_NODELAY set: a small response leaves at once.)
+// wrapConn returns c as a pollConn watched by connPoller, if it is a TCP
+// connection, else c. A Go connection's socket moves from the Go poller to
+// connPoller; a pollConn not watched yet (see socketConn) is put there. If
+// the poller cannot take the socket, c stays with the Go poller: slower,
+// not wrong. (Go's TCP connections come with TCP_NODELAY set: a small
+// response leaves at once.)
 func wrapConn(c net.Conn) net.Conn {
+	if pc, ok := c.(*pollConn); ok {
+		if pc.rch != nil || connPoller.watch(pc, false) == nil {
+			return pc
+		}
+		return goConn(pc)
+	}
 	tc, ok := c.(*net.TCPConn)
 	if !ok {
 		return c
@@ -120,28 +128,45 @@ func wrapConn(c net.Conn) net.Conn {
 	if err != nil {
 		return c
 	}
-	pc, err := connPoller.add(fd, false)
-	if err != nil {
+	pc := socketConn(fd, tc.LocalAddr(), tc.RemoteAddr())
+	if err := connPoller.watch(pc, false); err != nil {
 		unix.Close(fd)
 		return c
 	}
-	pc.laddr, pc.raddr = tc.LocalAddr(), tc.RemoteAddr()
 	tc.Close() // the duplicate keeps the socket
 	return pc
+}
+
+// goConn makes a Go connection of c's socket, for when connPoller cannot
+// take it. c is closed.
+func goConn(c *pollConn) net.Conn {
+	fd, err := c.release()
+	if err != nil {
+		return c
+	}
+	f := os.NewFile(uintptr(fd), "")
+	defer f.Close()
+	gc, err := net.FileConn(f) // a descriptor of its own
+	if err != nil {
+		return c // closed: it fails every read and write
+	}
+	return gc
 }
 
 // adoptSocket makes a connection of socket fd, which it takes over, with
 // the addresses given: a pollConn, or a Go connection if the poller cannot
 // take it.
-func adoptSocket(fd int, laddr, raddr net.Addr) (net.Conn, error) {
-	c, err := connPoller.add(fd, false)
-	if err != nil {
-		f := os.NewFile(uintptr(fd), "")
-		defer f.Close()
-		return net.FileConn(f)
-	}
-	c.laddr, c.raddr = laddr, raddr
-	return c, nil
+func adoptSocket(fd int, laddr, raddr net.Addr) net.Conn {
+	return wrapConn(socketConn(fd, laddr, raddr))
+}
+
+// socketConn makes a pollConn of socket fd (non-blocking), which it takes
+// over, with the addresses given. It is not watched by connPoller until
+// wrapConn: a socket that is only relayed never is (see detach).
+func socketConn(fd int, laddr, raddr net.Addr) *pollConn {
+	c := &pollConn{fd: fd, drained: drainedEmpty, laddr: laddr, raddr: raddr}
+	c.ref.Store(1) // the connection's own reference, until Close
+	return c
 }
 
 // running starts the poller if it is not yet, and reports whether it runs.
@@ -150,30 +175,30 @@ func (p *poller) running() bool {
 	return p.ep != nil
 }
 
-// add makes a pollConn of socket fd (non-blocking), watched by the poller;
-// connecting says a connection attempt is under way, which a writer waits
-// for (see connected).
-func (p *poller) add(fd int, connecting bool) (*pollConn, error) {
+// watch puts c's socket in the poller, which c's reads and writes wait
+// in; connecting says a connection attempt is under way, which a writer
+// waits for (see connected).
+func (p *poller) watch(c *pollConn, connecting bool) error {
 	if !p.running() {
-		return nil, errNoPoller
+		return errNoPoller
 	}
-	c := &pollConn{fd: fd, rch: make(chan struct{}, 1), drained: drainedEmpty}
+	c.rch = make(chan struct{}, 1)
 	if connecting {
 		// Before the socket is watched: its first event may be the
 		// attempt's end.
 		ch := make(chan struct{}, 1)
 		c.wch.Store(&ch)
 	}
-	c.ref.Store(1) // the connection's own reference, until Close
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.gen++
 	c.gen = p.gen
-	if err := p.ep.watch(fd, c.gen, false); err != nil {
-		return nil, err
+	if err := p.ep.watch(c.fd, c.gen, false); err != nil {
+		c.rch = nil
+		return err
 	}
-	p.conns[int32(fd)] = c
-	return c, nil
+	p.conns[int32(c.fd)] = c
+	return nil
 }
 
 // remove forgets c. Closing its socket takes it out of the epoll set,
@@ -445,6 +470,16 @@ func (c *pollConn) handOff() (int, error) {
 		c.handedOff.Store(false)
 	}
 	return fd, err
+}
+
+// release gives up c's socket, which the caller then owns, and closes c.
+// Only a pollConn never watched (see socketConn) can be released, and
+// only while no call is using it.
+func (c *pollConn) release() (int, error) {
+	if c.rch != nil || !c.ref.CompareAndSwap(1, closedRef) {
+		return -1, net.ErrClosed
+	}
+	return c.fd, nil
 }
 
 func (c *pollConn) LocalAddr() net.Addr  { return orZero(c.laddr) }

@@ -147,6 +147,9 @@ func startRelay(client net.Conn, server int, clientTimeout, serverTimeout time.D
 
 // detach returns a descriptor of its own for c's socket.
 func detach(c net.Conn) (int, error) {
+	if pc, ok := c.(*pollConn); ok {
+		return pc.release()
+	}
 	sc, ok := c.(syscall.Conn)
 	if !ok {
 		return -1, errors.New("relay: not a socket")

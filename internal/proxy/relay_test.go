@@ -567,6 +567,35 @@ func TestRelayStartsWithWhatIsQueued(t *testing.T) {
 	}
 }
 
+// Connections that wait in the listener's queue while the frontend is at
+// its limit are accepted straight off the socket once it has room, and
+// relayed like any other.
+func TestRelayQueuedConnections(t *testing.T) {
+	srv := echoServer(t, bytes.ToUpper)
+	f, _, addr := tcpProxy(t, 5*time.Second, 5*time.Second, srv)
+	cfg := *f.cfg.Load()
+	cfg.MaxConns = 1
+	f.Configure(&cfg)
+	first := dialTCP(t, addr)
+	first.Write([]byte("a"))
+	io.ReadFull(first, make([]byte, 1))
+	var queued []*net.TCPConn
+	for range 3 {
+		c := dialTCP(t, addr)
+		c.Write([]byte("queued"))
+		queued = append(queued, c)
+	}
+	time.Sleep(50 * time.Millisecond)
+	first.Close() // room for the queue
+	for i, c := range queued {
+		b := make([]byte, 6)
+		if _, err := io.ReadFull(c, b); err != nil || string(b) != "QUEUED" {
+			t.Errorf("queued connection %d: read %q, %v", i, b, err)
+		}
+		c.Close()
+	}
+}
+
 // Running out of descriptors when the relay loops start fails that
 // connection only: the next start succeeds.
 func TestRelayLoopsStartAfterAFailure(t *testing.T) {
