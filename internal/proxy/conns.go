@@ -173,11 +173,11 @@ func acceptLoop(ln net.Listener, gate func(), handle func(net.Conn)) error {
 func acceptQueued(rc syscall.RawConn) (net.Conn, error) {
 	for {
 		var fd int
-		var sa unix.Sockaddr
+		var sa syscall.Sockaddr
 		var err error
 		if cerr := rc.Control(func(lfd uintptr) {
 			for {
-				fd, sa, err = unix.Accept4(int(lfd), unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC)
+				fd, sa, err = syscall.Accept4(int(lfd), syscall.SOCK_NONBLOCK|syscall.SOCK_CLOEXEC)
 				if err != syscall.EINTR && err != syscall.ECONNABORTED {
 					return
 				}
@@ -188,16 +188,12 @@ func acceptQueued(rc syscall.RawConn) (net.Conn, error) {
 		if err != nil {
 			return nil, err
 		}
-		lsa, err := unix.Getsockname(fd)
-		if err == nil {
-			// Small responses leave at once, as on Go's connections.
-			err = unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
-		}
-		if err != nil { // the connection is unusable already: the next one
-			unix.Close(fd)
+		// Small responses leave at once, as on Go's connections.
+		if err := unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1); err != nil {
+			unix.Close(fd) // the connection is unusable already: the next one
 			continue
 		}
-		return socketConn(fd, sockaddrTCP(lsa), sockaddrTCP(sa)), nil
+		return socketConn(fd, nil, sockaddrTCP(sa)), nil
 	}
 }
 

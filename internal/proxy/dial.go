@@ -34,10 +34,7 @@ func dialServer(s *Server, timeout time.Duration) (net.Conn, error) {
 	}
 	c, err := awaitConnect(fd, ap, done, timeout)
 	if err != nil {
-		return nil, err
-	}
-	if sa, err := unix.Getsockname(fd); err == nil {
-		c.laddr = sockaddrTCP(sa)
+		return nil, err // not a nil *pollConn in an interface
 	}
 	return c, nil
 }
@@ -166,12 +163,14 @@ func (c *pollConn) connected() error {
 	}
 }
 
-// sockaddrTCP converts a socket address to a TCP address.
-func sockaddrTCP(sa unix.Sockaddr) *net.TCPAddr {
+// sockaddrTCP converts a socket address to a TCP address. (The syscall
+// package's calls return these; golang.org/x/sys/unix's ask the kernel for
+// an IPv4 socket's protocol first, a system call more.)
+func sockaddrTCP(sa syscall.Sockaddr) *net.TCPAddr {
 	switch a := sa.(type) {
-	case *unix.SockaddrInet4:
+	case *syscall.SockaddrInet4:
 		return &net.TCPAddr{IP: a.Addr[:], Port: a.Port}
-	case *unix.SockaddrInet6:
+	case *syscall.SockaddrInet6:
 		return &net.TCPAddr{IP: a.Addr[:], Port: a.Port}
 	}
 	return nil

@@ -259,9 +259,11 @@ type pollConn struct {
 	leftover atomic.Bool
 	rwaiting atomic.Bool
 
-	mu           sync.Mutex // guards the deadlines' times and timers
-	rd, wd       deadline
-	laddr, raddr net.Addr // as wrapped or adopted, before c is shared
+	mu     sync.Mutex // guards the deadlines' times and timers, and laddr
+	rd, wd deadline
+	// The addresses, as given when c was made; a local address not given
+	// is looked up when first asked for.
+	laddr, raddr net.Addr
 }
 
 const closedRef = 1 << 62
@@ -482,7 +484,18 @@ func (c *pollConn) release() (int, error) {
 	return c.fd, nil
 }
 
-func (c *pollConn) LocalAddr() net.Addr  { return orZero(c.laddr) }
+func (c *pollConn) LocalAddr() net.Addr {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.laddr == nil && c.incref() {
+		if sa, err := syscall.Getsockname(c.fd); err == nil {
+			c.laddr = sockaddrTCP(sa)
+		}
+		c.decref()
+	}
+	return orZero(c.laddr)
+}
+
 func (c *pollConn) RemoteAddr() net.Addr { return orZero(c.raddr) }
 
 // orZero returns a, or a zero TCP address for none: never nil, as net.Conn's.
