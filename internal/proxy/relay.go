@@ -39,17 +39,36 @@ var relayBufs = sync.Pool{New: func() any { b := make([]byte, relayBufSize); ret
 
 // relayLoop relays connection pairs whose sockets are in its epoll set.
 type relayLoop struct {
-	mu     sync.Mutex // guards everything below
-	ep     *epollSet
-	sides  map[int32]*relaySide
-	buf    []byte
-	epoch  time.Time
-	now    time.Duration // the loop's clock (since epoch), read once per batch
-	ended  []*relayPair  // closed while mu is held: finished once it is released
-	timer  *time.Timer   // the idle sweep, armed while there are connections
-	swept  bool          // timer is armed
-	failed error         // the epoll set failed: no more pairs
+	mu    sync.Mutex // guards everything below
+	ep    *epollSet
+	sides map[int32]*relaySide
+	buf   []byte // reads, outside a batch of events
+	// Within a batch of events, what is read waits in batch until the
+	// batch's end, and is written then (see pump): each peer gets one
+	// burst per batch rather than a write, and maybe a wake-up, per
+	// event.
+	batching bool
+	batch    []byte
+	used     int // of batch
+	out      []relayOut
+	epoch    time.Time
+	now      time.Duration // the loop's clock (since epoch), read once per batch
+	ended    []*relayPair  // closed while mu is held: finished once it is released
+	timer    *time.Timer   // the idle sweep, armed while there are connections
+	swept    bool          // timer is armed
+	failed   error         // the epoll set failed: no more pairs
 }
+
+// relayOut is data read in a batch of events, to be written to dst at its
+// end.
+type relayOut struct {
+	dst  *relaySide
+	data []byte
+}
+
+// relayBatch is how much a loop reads in one batch of events before it
+// writes each read at once, as outside a batch.
+const relayBatch = 256 << 10
 
 // relayPair is a client connection and its server connection.
 type relayPair struct {
@@ -68,6 +87,7 @@ type relaySide struct {
 	// yet; while it does, the peer is not read.
 	pend     *[]byte
 	pendData []byte
+	queued   bool // data read in this batch waits for it (see relayOut)
 	readable bool // may have data: read until EAGAIN or a short read
 	hup      bool // the other end shut its writing: read until EOF
 	urgent   bool // it has had urgent data: see socketEvents
@@ -166,7 +186,7 @@ func newRelayLoop() (*relayLoop, error) {
 	if err != nil {
 		return nil, err
 	}
-	l := &relayLoop{ep: ep, sides: map[int32]*relaySide{}, buf: make([]byte, relayBufSize), epoch: time.Now()}
+	l := &relayLoop{ep: ep, sides: map[int32]*relaySide{}, buf: make([]byte, relayBufSize), batch: make([]byte, relayBatch), epoch: time.Now()}
 	l.timer = time.AfterFunc(time.Hour, l.sweep)
 	l.timer.Stop()
 	go l.run()
@@ -214,11 +234,13 @@ func (l *relayLoop) run() {
 	handle := func(evs []unix.EpollEvent) {
 		l.mu.Lock()
 		l.now = time.Since(l.epoch)
+		l.batching = true
 		for _, ev := range evs {
 			if s := l.sides[ev.Fd]; s != nil {
 				l.event(s, ev.Events)
 			}
 		}
+		l.sendBatch()
 		ended = l.takeEnded()
 		l.mu.Unlock()
 	}
@@ -267,11 +289,20 @@ func (l *relayLoop) event(s *relaySide, ev uint32) {
 	l.pump(s.peer, s)
 }
 
-// pump copies from src to dst while src has data and dst takes it.
+// pump copies from src to dst while src has data and dst takes it. In a
+// batch of events it reads once, into l.batch, for sendBatch to write.
 func (l *relayLoop) pump(src, dst *relaySide) {
 	p := src.pair
-	for src.readable && !src.eof && dst.pend == nil && !p.closed {
-		n, err := recv(src.fd, l.buf)
+	for src.readable && !src.eof && dst.pend == nil && !dst.queued && !p.closed {
+		buf := l.buf
+		if l.batching {
+			if rest := len(l.batch) - l.used; rest < relayBufSize {
+				l.batching = false // full: the rest of the batch writes at once
+			} else {
+				buf = l.batch[l.used : l.used+relayBufSize]
+			}
+		}
+		n, err := recv(src.fd, buf)
 		switch {
 		case err == unix.EINTR:
 			continue
@@ -298,21 +329,51 @@ func (l *relayLoop) pump(src, dst *relaySide) {
 		}
 		src.n += int64(n)
 		src.last = l.now
-		w := l.write(dst, l.buf[:n])
-		if w < 0 {
-			return
-		}
-		if w < n {
-			dst.pend = relayBufs.Get().(*[]byte)
-			dst.pendData = append((*dst.pend)[:0], l.buf[w:n]...)
-			return
-		}
-		if n < len(l.buf) && !src.hup && !src.urgent {
+		if n < len(buf) && !src.hup && !src.urgent {
 			// A short read drained the socket: it is readable again at
 			// its next edge.
 			src.readable = false
 		}
+		if l.batching {
+			l.used += n
+			l.out = append(l.out, relayOut{dst, buf[:n]})
+			dst.queued = true
+			return
+		}
+		if !l.send(dst, buf[:n]) {
+			return
+		}
 	}
+}
+
+// send writes b to dst, keeping what it does not take for later; false
+// when it did not take it all, or the write failed.
+func (l *relayLoop) send(dst *relaySide, b []byte) bool {
+	w := l.write(dst, b)
+	if w < 0 {
+		return false
+	}
+	if w < len(b) {
+		dst.pend = relayBufs.Get().(*[]byte)
+		dst.pendData = append((*dst.pend)[:0], b[w:]...)
+		return false
+	}
+	return true
+}
+
+// sendBatch ends a batch of events: it writes what the batch read, in
+// order, and goes on relaying from each source as outside a batch.
+func (l *relayLoop) sendBatch() {
+	l.batching = false
+	for _, o := range l.out {
+		o.dst.queued = false
+		if !o.dst.pair.closed && l.send(o.dst, o.data) {
+			l.pump(o.dst.peer, o.dst)
+		}
+	}
+	clear(l.out)
+	l.out = l.out[:0]
+	l.used = 0
 }
 
 // flush writes what waits for s; when all is taken, its peer is read
