@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net"
+	"os"
 	"sync"
 	"syscall"
 	"time"
@@ -120,12 +121,12 @@ func (s *connSet) shutdown(ctx context.Context) error {
 //
 // From a TCP listener, connections already queued are accepted straight
 // off its socket, as pollConns not watched yet (see socketConn): Go's
-// Accept would register each with the Go poller, set keep-alive probes on
-// it and look up its address, only for the socket to be taken out again.
-// When none is queued, Go's Accept waits for the next, which is the only
-// way to wait on a Go listener. No connection gets keep-alive probes,
-// which the frontends' timeouts make redundant; HAProxy sets none by
-// default either.
+// Accept would register each with the Go poller and look up its address,
+// only for the frontend to take the socket out again. When none is
+// queued, Go's Accept waits for the next, which is the only way to wait
+// on a Go listener. No connection gets keep-alive probes: the frontends'
+// timeouts end idle connections long before a probe would (HAProxy sets
+// none by default either).
 func acceptLoop(ln net.Listener, gate func(), handle func(net.Conn)) error {
 	var rc syscall.RawConn
 	if tl, ok := ln.(*net.TCPListener); ok && connPoller.running() {
@@ -185,8 +186,11 @@ func acceptQueued(rc syscall.RawConn) (net.Conn, error) {
 		}); cerr != nil {
 			return nil, cerr
 		}
-		if err != nil {
+		if err == syscall.EAGAIN {
 			return nil, err
+		}
+		if err != nil {
+			return nil, os.NewSyscallError("accept4", err)
 		}
 		// Small responses leave at once, as on Go's connections.
 		if err := unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1); err != nil {
@@ -198,6 +202,6 @@ func acceptQueued(rc syscall.RawConn) (net.Conn, error) {
 }
 
 func isTemporary(err error) bool {
-	t, ok := err.(interface{ Temporary() bool })
-	return ok && t.Temporary()
+	var t interface{ Temporary() bool }
+	return errors.As(err, &t) && t.Temporary()
 }

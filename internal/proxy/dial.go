@@ -1,9 +1,13 @@
 package proxy
 
 import (
+	"errors"
 	"net"
 	"net/netip"
 	"os"
+	"strconv"
+	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -13,58 +17,53 @@ import (
 // dialServer opens a TCP connection to s for the HTTP path, failing after
 // timeout (zero: the system's own limit).
 //
-// A server addressed by IP gets a socket of connPoller's own, connected
-// without Go's dialer, which would register it with the Go poller, look up
-// both its addresses and set keep-alive probes, only for the socket to be
-// taken out again (wrapConn). A server addressed by name goes through Go's
-// dialer, which resolves it.
+// A server addressed by IP is dialled on a socket of the proxy's own
+// (dialIP), which goes to connPoller as it is. Go's dialer would register
+// it with the Go poller, look up both its addresses and grow the dialling
+// goroutine's stack, only for the socket to be taken out again (wrapConn).
+// A server addressed by name goes through Go's dialer, which resolves it.
+// Either way the connection gets no keep-alive probes: idle pooled
+// connections are closed by the pool's own timeout long before a probe.
 func dialServer(s *Server, timeout time.Duration) (net.Conn, error) {
-	ap, ok := serverAddr(s)
-	if !ok {
-		d := net.Dialer{Timeout: timeout}
-		c, err := d.Dial("tcp", s.Addr)
-		if err != nil {
+	if ap, ok := serverAddr(s); ok {
+		fd, c, err := dialIP(ap, timeout)
+		switch {
+		case err != nil:
 			return nil, err
+		case c == nil:
+			return wrapConn(socketConn(fd, nil, net.TCPAddrFromAddrPort(ap))), nil
 		}
-		return wrapConn(c), nil
+		return c, nil
 	}
-	fd, done, err := connectSocket(ap)
+	c, err := dialName(s, timeout)
 	if err != nil {
-		return nil, dialError(ap, err)
+		return nil, err
 	}
-	c, err := awaitConnect(fd, ap, done, timeout)
-	if err != nil {
-		return nil, err // not a nil *pollConn in an interface
-	}
-	return c, nil
+	return wrapConn(c), nil
 }
 
 // dialSocket opens a TCP connection to s for a relay loop, as dialServer
 // does, and returns its socket.
 func dialSocket(s *Server, timeout time.Duration) (int, error) {
-	ap, ok := serverAddr(s)
-	if !ok {
-		d := net.Dialer{Timeout: timeout}
-		c, err := d.Dial("tcp", s.Addr)
-		if err != nil {
-			return -1, err
+	if ap, ok := serverAddr(s); ok {
+		fd, c, err := dialIP(ap, timeout)
+		if err != nil || c == nil {
+			return fd, err
 		}
 		defer c.Close()
-		return detach(c)
+		return c.handOff()
 	}
-	fd, done, err := connectSocket(ap)
-	if err != nil {
-		return -1, dialError(ap, err)
-	}
-	if done {
-		return fd, nil
-	}
-	c, err := awaitConnect(fd, ap, false, timeout)
+	c, err := dialName(s, timeout)
 	if err != nil {
 		return -1, err
 	}
 	defer c.Close()
-	return c.handOff()
+	return detach(c)
+}
+
+func dialName(s *Server, timeout time.Duration) (net.Conn, error) {
+	d := net.Dialer{Timeout: timeout, KeepAlive: -1}
+	return d.Dial("tcp", s.Addr)
 }
 
 // serverAddr returns s's address if it is an IP address (with no zone) and
@@ -78,33 +77,89 @@ func dialError(ap netip.AddrPort, err error) error {
 	return &net.OpError{Op: "dial", Net: "tcp", Addr: net.TCPAddrFromAddrPort(ap), Err: err}
 }
 
-// awaitConnect makes a pollConn of socket fd, connected to ap already
-// (done) or waiting until it is, for up to timeout (zero: no limit).
-func awaitConnect(fd int, ap netip.AddrPort, done bool, timeout time.Duration) (*pollConn, error) {
-	c := socketConn(fd, nil, net.TCPAddrFromAddrPort(ap))
-	if err := connPoller.watch(c, !done); err != nil {
-		unix.Close(fd)
-		return nil, dialError(ap, err)
-	}
-	if !done {
-		if timeout > 0 {
-			c.SetWriteDeadline(time.Now().Add(timeout))
+// errSelfConnect is a socket connected to itself: dialling a port of the
+// range the kernel picks local ports from, on a local address where nothing
+// listens, can pick that very port and meet itself (simultaneous open).
+var errSelfConnect = errors.New("connected to itself")
+
+// dialIP connects a socket to ap. A connection made at once, as on
+// loopback, gives the bare socket (fd); one still under way is waited
+// for in connPoller, for up to timeout (zero: no limit), and given as
+// the pollConn that waited (c).
+func dialIP(ap netip.AddrPort, timeout time.Duration) (fd int, c *pollConn, err error) {
+	for tries := 0; ; tries++ {
+		var done bool
+		fd, done, err = connectSocket(ap)
+		if err != nil {
+			return -1, nil, dialError(ap, err)
 		}
-		if err := c.connected(); err != nil {
+		if !done {
+			c = socketConn(fd, nil, net.TCPAddrFromAddrPort(ap))
+			if err := connPoller.watch(c, true); err != nil {
+				unix.Close(fd)
+				return -1, nil, dialError(ap, err)
+			}
+			if timeout > 0 {
+				c.SetWriteDeadline(time.Now().Add(timeout))
+			}
+			if err := c.connected(); err != nil {
+				c.Close()
+				return -1, nil, dialError(ap, err)
+			}
+			c.SetWriteDeadline(time.Time{})
+		}
+		if !selfConnected(fd, ap) {
+			return fd, c, nil
+		}
+		if c != nil {
 			c.Close()
-			return nil, dialError(ap, err)
+		} else {
+			unix.Close(fd)
 		}
-		c.SetWriteDeadline(time.Time{})
+		if tries == 2 {
+			return -1, nil, dialError(ap, errSelfConnect)
+		}
 	}
-	return c, nil
 }
+
+// selfConnected reports whether socket fd, connected to ap, is connected
+// to itself. Only a port in the local port range can be, which servers
+// seldom listen on: others cost nothing to check.
+func selfConnected(fd int, ap netip.AddrPort) bool {
+	r := localPorts()
+	if p := ap.Port(); p < r[0] || p > r[1] {
+		return false
+	}
+	sa, err := syscall.Getsockname(fd)
+	if err != nil {
+		return false
+	}
+	l, ok := sockaddrTCP(sa).(*net.TCPAddr)
+	return ok && l.AddrPort() == netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+}
+
+// localPorts is the range the kernel picks local ports from (all ports
+// if it cannot be read).
+var localPorts = sync.OnceValue(func() [2]uint16 {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	f := strings.Fields(string(b))
+	if err != nil || len(f) != 2 {
+		return [2]uint16{0, 65535}
+	}
+	lo, err1 := strconv.ParseUint(f[0], 10, 16)
+	hi, err2 := strconv.ParseUint(f[1], 10, 16)
+	if err1 != nil || err2 != nil {
+		return [2]uint16{0, 65535}
+	}
+	return [2]uint16{uint16(lo), uint16(hi)}
+})
 
 // connectSocket starts a connection to ap from a new non-blocking socket;
 // done says it is made already, as it usually is on loopback, where the
 // whole handshake runs within connect(2).
 func connectSocket(ap netip.AddrPort) (fd int, done bool, err error) {
 	family, sa := unix.AF_INET6, unix.Sockaddr(&unix.SockaddrInet6{Port: int(ap.Port()), Addr: ap.Addr().As16()})
-	if a := ap.Addr(); a.Is4() {
+	if a := ap.Addr().Unmap(); a.Is4() { // as Go's dialer, IPv4 in IPv6 too
 		family, sa = unix.AF_INET, &unix.SockaddrInet4{Port: int(ap.Port()), Addr: a.As4()}
 	}
 	fd, err = unix.Socket(family, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
@@ -163,10 +218,10 @@ func (c *pollConn) connected() error {
 	}
 }
 
-// sockaddrTCP converts a socket address to a TCP address. (The syscall
-// package's calls return these; golang.org/x/sys/unix's ask the kernel for
-// an IPv4 socket's protocol first, a system call more.)
-func sockaddrTCP(sa syscall.Sockaddr) *net.TCPAddr {
+// sockaddrTCP converts a socket address to a TCP address (nil for another
+// family). (The syscall package's calls return these; golang.org/x/sys/unix's
+// ask the kernel for an IPv4 socket's protocol first, a system call more.)
+func sockaddrTCP(sa syscall.Sockaddr) net.Addr {
 	switch a := sa.(type) {
 	case *syscall.SockaddrInet4:
 		return &net.TCPAddr{IP: a.Addr[:], Port: a.Port}

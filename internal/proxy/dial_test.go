@@ -3,6 +3,7 @@ package proxy
 import (
 	"errors"
 	"net"
+	"net/netip"
 	"os"
 	"strconv"
 	"syscall"
@@ -13,7 +14,8 @@ import (
 )
 
 // TestDialServer: a server addressed by IP or by name is reached, the
-// connection names both its ends, and a refused connection says so.
+// connection names both its ends and sends no keep-alive probes, and a
+// refused connection says so.
 func TestDialServer(t *testing.T) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -30,8 +32,10 @@ func TestDialServer(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, ok := c.(*pollConn); !ok {
+		if pc, ok := c.(*pollConn); !ok {
 			t.Errorf("%s: connection is a %T, want a *pollConn", addr, c)
+		} else if v, _ := unix.GetsockoptInt(pc.fd, unix.SOL_SOCKET, unix.SO_KEEPALIVE); v != 0 {
+			t.Errorf("%s: keep-alive probes set", addr)
 		}
 		if c.LocalAddr().String() != s.RemoteAddr().String() || c.RemoteAddr().String() != s.LocalAddr().String() {
 			t.Errorf("%s: ends %v→%v, the server sees %v→%v", addr, c.LocalAddr(), c.RemoteAddr(), s.RemoteAddr(), s.LocalAddr())
@@ -234,4 +238,76 @@ func TestReleaseSocket(t *testing.T) {
 	if _, err := d.release(); err == nil {
 		t.Error("a closed socket was released")
 	}
+}
+
+// TestSelfConnected: a socket connected to itself, which dialling a port
+// of the local range where nothing listens can give, is told from one
+// connected to a server.
+func TestSelfConnected(t *testing.T) {
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(fd)
+	if err := unix.Bind(fd, &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		t.Fatal(err)
+	}
+	sa, err := unix.Getsockname(fd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	self := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(sa.(*unix.SockaddrInet4).Port))
+	if err := unix.Connect(fd, sa); err != nil { // simultaneous open with itself
+		t.Fatal(err)
+	}
+	if !selfConnected(fd, self) {
+		t.Errorf("a socket connected to itself (%v) was not told", self)
+	}
+
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	rc, _ := c.(*net.TCPConn).SyscallConn()
+	rc.Control(func(cfd uintptr) {
+		if selfConnected(int(cfd), netip.MustParseAddrPort(ln.Addr().String())) {
+			t.Error("a socket connected to a server was taken for one connected to itself")
+		}
+	})
+}
+
+// TestAcceptLoopWithoutKeepAlive: a connection that Go's Accept waited
+// for gets no keep-alive probes either.
+func TestAcceptLoopWithoutKeepAlive(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan net.Conn, 1)
+	go acceptLoop(ln, nil, func(c net.Conn) { got <- c })
+	defer ln.Close()
+	time.Sleep(50 * time.Millisecond) // the loop waits in Go's Accept
+	cl, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	c := await(t, got, "the connection was not accepted")
+	defer c.Close()
+	tc, ok := c.(*net.TCPConn)
+	if !ok {
+		t.Fatalf("accepted a %T, want the *net.TCPConn of Go's Accept", c)
+	}
+	rc, _ := tc.SyscallConn()
+	rc.Control(func(fd uintptr) {
+		if v, _ := unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_KEEPALIVE); v != 0 {
+			t.Error("keep-alive probes set")
+		}
+	})
 }

@@ -26,8 +26,9 @@ import (
 // poller (see epollSet), so it needs no thread of its own and wakes when
 // the scheduler next polls the network.
 //
-// A socket accepted or dialled by Go is taken out of the Go poller into
-// this one (wrapConn), so that no socket's events are reported twice.
+// Most sockets are accepted or dialled straight into it (acceptLoop,
+// dialServer); one accepted or dialled by Go is taken out of the Go poller
+// into it (wrapConn), so that no socket's events are reported twice.
 
 // connPoller is the process's one poller of HTTP connections.
 var connPoller poller
@@ -162,7 +163,8 @@ func adoptSocket(fd int, laddr, raddr net.Addr) net.Conn {
 
 // socketConn makes a pollConn of socket fd (non-blocking), which it takes
 // over, with the addresses given. It is not watched by connPoller until
-// wrapConn: a socket that is only relayed never is (see detach).
+// wrapConn (or dialIP, to wait for its connection): an accepted socket
+// that is only relayed never is (see detach).
 func socketConn(fd int, laddr, raddr net.Addr) *pollConn {
 	c := &pollConn{fd: fd, drained: drainedEmpty, laddr: laddr, raddr: raddr}
 	c.ref.Store(1) // the connection's own reference, until Close
@@ -239,7 +241,8 @@ type pollConn struct {
 	// Readiness tokens, from the poller, a deadline or Close. A token can
 	// be stale (the socket was drained since); a waiter then tries once
 	// more and waits again. The writer's channel is made when a write
-	// first has to wait: most connections never fill their socket.
+	// first has to wait (or a connection attempt, see watch): most
+	// connections never fill their socket.
 	rch chan struct{}
 	wch atomic.Pointer[chan struct{}]
 

@@ -17,7 +17,8 @@ import (
 // read (EAGAIN) and a park and wake-up for every message, which at small
 // messages is a third of the work. A loop learns from its epoll set which
 // sockets are readable and reads each only then; a short read means the
-// socket is drained until its next edge, so no read is wasted either.
+// socket is drained until its next edge (but see socketEvents for urgent
+// data), so no read is wasted either.
 //
 // Each loop is one goroutine waiting on its epoll set through the Go
 // network poller. There is one loop per two of GOMAXPROCS (at least one),
@@ -148,6 +149,11 @@ func startRelay(client net.Conn, server int, clientTimeout, serverTimeout time.D
 		unix.Close(server)
 		return nil, err
 	}
+	return l.relay(client, server, clientTimeout, serverTimeout, finish)
+}
+
+// relay is startRelay on loop l.
+func (l *relayLoop) relay(client net.Conn, server int, clientTimeout, serverTimeout time.Duration, finish func(in, out int64)) (*relayPair, error) {
 	cfd, err := detach(client)
 	if err != nil {
 		unix.Close(server)
@@ -182,6 +188,15 @@ func detach(c net.Conn) (int, error) {
 }
 
 func newRelayLoop() (*relayLoop, error) {
+	l, err := openRelayLoop()
+	if err == nil {
+		go l.run()
+	}
+	return l, err
+}
+
+// openRelayLoop makes a loop that does not run yet.
+func openRelayLoop() (*relayLoop, error) {
 	ep, err := newEpollSet("tcp-relay", 256)
 	if err != nil {
 		return nil, err
@@ -189,7 +204,6 @@ func newRelayLoop() (*relayLoop, error) {
 	l := &relayLoop{ep: ep, sides: map[int32]*relaySide{}, buf: make([]byte, relayBufSize), batch: make([]byte, relayBatch), epoch: time.Now()}
 	l.timer = time.AfterFunc(time.Hour, l.sweep)
 	l.timer.Stop()
-	go l.run()
 	return l, nil
 }
 

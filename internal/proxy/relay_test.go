@@ -515,9 +515,8 @@ func TestRelayResetAfterHalfClose(t *testing.T) {
 	waitFor(t, "the pair to end after the client's reset", func() bool { return f.ActiveConns() == 0 })
 }
 
-// What a client has queued when its relay starts, which no further event
-// announces, reaches the server: its data and its end, or its reset,
-// which ends the pair.
+// What a client has queued when its relay starts (its data and its end,
+// or its reset) reaches the server, or ends the pair.
 func TestRelayStartsWithWhatIsQueued(t *testing.T) {
 	for _, reset := range []bool{false, true} {
 		got := make(chan string, 1)
@@ -525,24 +524,7 @@ func TestRelayStartsWithWhatIsQueued(t *testing.T) {
 			b, _ := io.ReadAll(c)
 			got <- string(b)
 		})
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		cl := dialTCP(t, ln.Addr().String())
-		accepted, err := ln.Accept()
-		ln.Close()
-		if err != nil {
-			t.Fatal(err)
-		}
-		cl.Write([]byte("hello"))
-		if reset {
-			cl.SetLinger(0)
-			cl.Close()
-		} else {
-			cl.CloseWrite()
-		}
-		time.Sleep(20 * time.Millisecond) // all of it queued before the relay starts
+		cl, accepted := queuedClient(t, "hello", reset)
 		sfd, err := dialSocket(NewServer("s", srv, 0), time.Second)
 		if err != nil {
 			t.Fatal(err)
@@ -567,9 +549,72 @@ func TestRelayStartsWithWhatIsQueued(t *testing.T) {
 	}
 }
 
+// A relay sends what the client has queued as it starts, before its loop
+// next runs: here the loop never does.
+func TestRelaySendsQueuedDataAtOnce(t *testing.T) {
+	l, err := openRelayLoop()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.ep.close()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	_, accepted := queuedClient(t, "hello", false)
+	sfd, err := dialSocket(NewServer("s", ln.Addr().String(), 0), time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := l.relay(accepted, sfd, 0, 0, func(in, out int64) {})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { l.mu.Lock(); l.close(p); l.mu.Unlock() }()
+	s, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	s.SetReadDeadline(time.Now().Add(2 * time.Second))
+	b := make([]byte, 5)
+	if _, err := io.ReadFull(s, b); err != nil || string(b) != "hello" {
+		t.Errorf("server got %q, %v; want hello", b, err)
+	}
+}
+
+// queuedClient returns a client connection that has sent data and then
+// half-closed (or reset) it, and the server's end of it, on which all that
+// is queued.
+func queuedClient(t *testing.T, data string, reset bool) (client *net.TCPConn, accepted net.Conn) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	client = dialTCP(t, ln.Addr().String())
+	accepted, err = ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { accepted.Close() })
+	client.Write([]byte(data))
+	if reset {
+		client.SetLinger(0)
+		client.Close()
+	} else {
+		client.CloseWrite()
+	}
+	time.Sleep(20 * time.Millisecond) // all of it queued
+	return client, accepted
+}
+
 // Connections that wait in the listener's queue while the frontend is at
-// its limit are accepted straight off the socket once it has room, and
-// relayed like any other.
+// its limit are relayed like any other once it has room. (They are
+// accepted off the listener's socket, acceptQueued, which
+// TestAcceptQueued tests on its own.)
 func TestRelayQueuedConnections(t *testing.T) {
 	srv := echoServer(t, bytes.ToUpper)
 	f, _, addr := tcpProxy(t, 5*time.Second, 5*time.Second, srv)

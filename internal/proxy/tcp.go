@@ -78,8 +78,9 @@ func (f *TCPFrontend) Serve(ln net.Listener) error {
 // Shutdown waits for connections to end until ctx is done, then closes them.
 func (f *TCPFrontend) Shutdown(ctx context.Context) error { return f.conns.shutdown(ctx) }
 
-// tcpConn is a client connection: its Go connection while its server is
-// chosen, then its pair in a relay loop.
+// tcpConn is a client connection: its connection (a pollConn not watched,
+// or a Go connection, see acceptLoop) while its server is chosen, then its
+// pair in a relay loop.
 type tcpConn struct {
 	c      net.Conn
 	mu     sync.Mutex // guards pair and closed
