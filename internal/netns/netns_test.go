@@ -7,7 +7,10 @@ import (
 	"errors"
 	"net/netip"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -65,6 +68,17 @@ func TestCreateDialRemove(t *testing.T) {
 	sleep := n.Command("a", "sleep", "30")
 	if err := sleep.Start(); err != nil {
 		t.Fatal(err)
+	}
+	// ip(8) enters the namespace only after it has started: wait for that.
+	pid := strconv.Itoa(sleep.Process.Pid)
+	for end := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		out, _ := exec.Command("ip", "netns", "pids", n.NS("a")).Output()
+		if slices.Contains(strings.Fields(string(out)), pid) {
+			break
+		}
+		if time.Now().After(end) {
+			t.Fatalf("sleep (pid %s) never showed in namespace %s", pid, n.NS("a"))
+		}
 	}
 	_, err = netns.Create(prefix, netip.MustParsePrefix("198.51.100.0/24"), []netns.Host{{Name: "a", Addr: a}, {Name: "c", Addr: c}})
 	if err == nil || !strings.Contains(err.Error(), "processes") {
