@@ -125,6 +125,7 @@ func (b *Backend) release(s *Server) { b.bal.Release(s.index) }
 type Server struct {
 	Name string
 	Addr string
+	ip   netip.AddrPort // Addr, if an IP address with no zone (see dialServer)
 
 	Stats Counters
 	// Active is the number of requests (tcp: connections) in flight.
@@ -148,7 +149,11 @@ func (s *Server) SetObserver(fn func(error)) {
 
 // NewServer returns a server at balancer index index.
 func NewServer(name, addr string, index int) *Server {
-	return &Server{Name: name, Addr: addr, index: index}
+	s := &Server{Name: name, Addr: addr, index: index}
+	if ap, err := netip.ParseAddrPort(addr); err == nil && ap.Addr().Zone() == "" {
+		s.ip = ap
+	}
+	return s
 }
 
 // Index returns the server's index in its backend's balancer.

@@ -69,8 +69,7 @@ func dialName(s *Server, timeout time.Duration) (net.Conn, error) {
 // serverAddr returns s's address if it is an IP address (with no zone) and
 // connPoller runs.
 func serverAddr(s *Server) (netip.AddrPort, bool) {
-	ap, err := netip.ParseAddrPort(s.Addr)
-	return ap, err == nil && ap.Addr().Zone() == "" && connPoller.running()
+	return s.ip, s.ip.IsValid() && connPoller.running()
 }
 
 func dialError(ap netip.AddrPort, err error) error {
