@@ -128,10 +128,7 @@ func (s *connSet) shutdown(ctx context.Context) error {
 // timeouts end idle connections long before a probe would (HAProxy sets
 // none by default either).
 func acceptLoop(ln net.Listener, gate func(), handle func(net.Conn)) error {
-	var rc syscall.RawConn
-	if tl, ok := ln.(*net.TCPListener); ok && connPoller.running() {
-		rc, _ = tl.SyscallConn()
-	}
+	rc := queuedAccepts(ln)
 	var delay time.Duration
 	for {
 		if gate != nil {
@@ -169,36 +166,50 @@ func acceptLoop(ln net.Listener, gate func(), handle func(net.Conn)) error {
 	}
 }
 
-// acceptQueued accepts a connection from listener rc's socket without
-// waiting: EAGAIN when none is queued.
-func acceptQueued(rc syscall.RawConn) (net.Conn, error) {
-	for {
-		var fd int
-		var sa syscall.Sockaddr
-		var err error
-		if cerr := rc.Control(func(lfd uintptr) {
-			for {
-				fd, sa, err = syscall.Accept4(int(lfd), syscall.SOCK_NONBLOCK|syscall.SOCK_CLOEXEC)
-				if err != syscall.EINTR && err != syscall.ECONNABORTED {
-					return
-				}
-			}
-		}); cerr != nil {
-			return nil, cerr
-		}
-		if err == syscall.EAGAIN {
-			return nil, err
-		}
-		if err != nil {
-			return nil, os.NewSyscallError("accept4", err)
-		}
-		// Small responses leave at once, as on Go's connections.
-		if err := unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1); err != nil {
-			unix.Close(fd) // the connection is unusable already: the next one
-			continue
-		}
-		return socketConn(fd, nil, sockaddrTCP(sa)), nil
+// queuedAccepts returns ln's socket for acceptQueued, or nil if ln is not
+// a TCP listener or connPoller does not run. The listening socket gets
+// TCP_NODELAY, which the sockets it accepts inherit: small responses leave
+// at once, as on Go's connections, at no system call per connection.
+func queuedAccepts(ln net.Listener) syscall.RawConn {
+	tl, ok := ln.(*net.TCPListener)
+	if !ok || !connPoller.running() {
+		return nil
 	}
+	rc, err := tl.SyscallConn()
+	if err != nil {
+		return nil
+	}
+	if cerr := rc.Control(func(fd uintptr) {
+		err = unix.SetsockoptInt(int(fd), unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
+	}); cerr != nil || err != nil {
+		return nil
+	}
+	return rc
+}
+
+// acceptQueued accepts a connection from listener rc's socket (see
+// queuedAccepts) without waiting: EAGAIN when none is queued.
+func acceptQueued(rc syscall.RawConn) (net.Conn, error) {
+	var fd int
+	var sa syscall.Sockaddr
+	var err error
+	if cerr := rc.Control(func(lfd uintptr) {
+		for {
+			fd, sa, err = syscall.Accept4(int(lfd), syscall.SOCK_NONBLOCK|syscall.SOCK_CLOEXEC)
+			if err != syscall.EINTR && err != syscall.ECONNABORTED {
+				return
+			}
+		}
+	}); cerr != nil {
+		return nil, cerr
+	}
+	if err == syscall.EAGAIN {
+		return nil, err
+	}
+	if err != nil {
+		return nil, os.NewSyscallError("accept4", err)
+	}
+	return socketConn(fd, nil, sockaddrTCP(sa)), nil
 }
 
 func isTemporary(err error) bool {

@@ -164,9 +164,9 @@ func TestAcceptQueued(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rc, err := ln.(*net.TCPListener).SyscallConn()
-	if err != nil {
-		t.Fatal(err)
+	rc := queuedAccepts(ln)
+	if rc == nil {
+		t.Fatal("queuedAccepts refused a TCP listener")
 	}
 	var clients []net.Conn
 	for range 3 {
