@@ -64,6 +64,43 @@ func TestDialServer(t *testing.T) {
 	}
 }
 
+// TestDialServerAddressFamilies: IPv6 servers, and IPv4 ones written as
+// IPv4-mapped IPv6, are reached on the direct path.
+func TestDialServerAddressFamilies(t *testing.T) {
+	for _, tc := range []struct{ listen, dial string }{
+		{"[::1]:0", "[::1]:"},
+		{"127.0.0.1:0", "[::ffff:127.0.0.1]:"},
+	} {
+		ln, err := net.Listen("tcp", tc.listen)
+		if err != nil && tc.listen == "[::1]:0" {
+			t.Logf("no IPv6 loopback here: %v", err)
+			continue
+		}
+		if err != nil {
+			t.Fatalf("%s: %v", tc.listen, err)
+		}
+		defer ln.Close()
+		addr := tc.dial + strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
+		srv := NewServer("s", addr, 0)
+		if !srv.ip.IsValid() {
+			t.Fatalf("%s: not taken for an IP address", addr)
+		}
+		c, err := dialServer(srv, time.Second)
+		if err != nil {
+			t.Fatalf("%s: %v", addr, err)
+		}
+		s, err := ln.Accept()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.LocalAddr().String() != s.RemoteAddr().String() {
+			t.Errorf("%s: local address %v, the server sees %v", addr, c.LocalAddr(), s.RemoteAddr())
+		}
+		c.Close()
+		s.Close()
+	}
+}
+
 // TestDialWaitsForConnection: a server whose accept queue is full drops the
 // handshake, so a dial waits: it times out, or it is connected when room
 // is made before its SYN is sent again.
