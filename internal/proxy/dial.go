@@ -15,27 +15,10 @@ import (
 )
 
 // dialServer opens a TCP connection to s for the HTTP path, failing after
-// timeout (zero: the system's own limit).
-//
-// A server addressed by IP is dialled on a socket of the proxy's own
-// (dialIP), which goes to connPoller as it is. Go's dialer would register
-// it with the Go poller, look up both its addresses and grow the dialling
-// goroutine's stack, only for the socket to be taken out again (wrapConn).
-// A server addressed by name goes through Go's dialer, which resolves it.
-// Either way the connection gets no keep-alive probes: idle pooled
-// connections are closed by the pool's own timeout long before a probe.
+// timeout (zero: the system's own limit): dialConn's, watched by
+// connPoller.
 func dialServer(s *Server, timeout time.Duration) (net.Conn, error) {
-	if ap, ok := serverAddr(s); ok {
-		fd, c, err := dialIP(ap, timeout)
-		switch {
-		case err != nil:
-			return nil, err
-		case c == nil:
-			return wrapConn(socketConn(fd, nil, net.TCPAddrFromAddrPort(ap))), nil
-		}
-		return c, nil
-	}
-	c, err := dialName(s, timeout)
+	c, err := dialConn(s, timeout)
 	if err != nil {
 		return nil, err
 	}
@@ -45,15 +28,7 @@ func dialServer(s *Server, timeout time.Duration) (net.Conn, error) {
 // dialSocket opens a TCP connection to s for a relay loop, as dialServer
 // does, and returns its socket.
 func dialSocket(s *Server, timeout time.Duration) (int, error) {
-	if ap, ok := serverAddr(s); ok {
-		fd, c, err := dialIP(ap, timeout)
-		if err != nil || c == nil {
-			return fd, err
-		}
-		defer c.Close()
-		return c.handOff()
-	}
-	c, err := dialName(s, timeout)
+	c, err := dialConn(s, timeout)
 	if err != nil {
 		return -1, err
 	}
@@ -61,7 +36,23 @@ func dialSocket(s *Server, timeout time.Duration) (int, error) {
 	return detach(c)
 }
 
-func dialName(s *Server, timeout time.Duration) (net.Conn, error) {
+// dialConn opens a TCP connection to s.
+//
+// A server addressed by IP is dialled on a socket of the proxy's own
+// (dialIP), a pollConn. Go's dialer would register it with the Go poller,
+// look up both its addresses and grow the dialling goroutine's stack,
+// only for the socket to be taken out again (wrapConn, detach). A server
+// addressed by name goes through Go's dialer, which resolves it. Either
+// way the connection gets no keep-alive probes: idle pooled connections
+// are closed by the pool's own timeout long before a probe.
+func dialConn(s *Server, timeout time.Duration) (net.Conn, error) {
+	if ap, ok := serverAddr(s); ok {
+		c, err := dialIP(ap, timeout)
+		if err != nil {
+			return nil, err // not a nil *pollConn in an interface
+		}
+		return c, nil
+	}
 	d := net.Dialer{Timeout: timeout, KeepAlive: -1}
 	return d.Dial("tcp", s.Addr)
 }
@@ -82,41 +73,35 @@ func dialError(ap netip.AddrPort, err error) error {
 var errSelfConnect = errors.New("connected to itself")
 
 // dialIP connects a socket to ap. A connection made at once, as on
-// loopback, gives the bare socket (fd); one still under way is waited
-// for in connPoller, for up to timeout (zero: no limit), and given as
-// the pollConn that waited (c).
-func dialIP(ap netip.AddrPort, timeout time.Duration) (fd int, c *pollConn, err error) {
+// loopback, gives a pollConn not watched yet; one still under way is
+// waited for in connPoller, for up to timeout (zero: no limit).
+func dialIP(ap netip.AddrPort, timeout time.Duration) (*pollConn, error) {
 	for tries := 0; ; tries++ {
-		var done bool
-		fd, done, err = connectSocket(ap)
+		fd, done, err := connectSocket(ap)
 		if err != nil {
-			return -1, nil, dialError(ap, err)
+			return nil, dialError(ap, err)
 		}
+		c := socketConn(fd, nil, net.TCPAddrFromAddrPort(ap))
 		if !done {
-			c = socketConn(fd, nil, net.TCPAddrFromAddrPort(ap))
 			if err := connPoller.watch(c, true); err != nil {
-				unix.Close(fd)
-				return -1, nil, dialError(ap, err)
+				c.Close()
+				return nil, dialError(ap, err)
 			}
 			if timeout > 0 {
 				c.SetWriteDeadline(time.Now().Add(timeout))
 			}
 			if err := c.connected(); err != nil {
 				c.Close()
-				return -1, nil, dialError(ap, err)
+				return nil, dialError(ap, err)
 			}
 			c.SetWriteDeadline(time.Time{})
 		}
 		if !selfConnected(fd, ap) {
-			return fd, c, nil
+			return c, nil
 		}
-		if c != nil {
-			c.Close()
-		} else {
-			unix.Close(fd)
-		}
+		c.Close()
 		if tries == 2 {
-			return -1, nil, dialError(ap, errSelfConnect)
+			return nil, dialError(ap, errSelfConnect)
 		}
 	}
 }

@@ -171,10 +171,14 @@ func (l *relayLoop) relay(client net.Conn, server int, clientTimeout, serverTime
 	return p, nil
 }
 
-// detach returns a descriptor of its own for c's socket.
+// detach returns a descriptor of its own for c's socket; the caller still
+// closes c.
 func detach(c net.Conn) (int, error) {
 	if pc, ok := c.(*pollConn); ok {
-		return pc.release()
+		if pc.rch == nil { // never watched
+			return pc.release()
+		}
+		return pc.handOff()
 	}
 	sc, ok := c.(syscall.Conn)
 	if !ok {
@@ -354,15 +358,15 @@ func (l *relayLoop) pump(src, dst *relaySide) {
 			dst.queued = true
 			return
 		}
-		if !l.send(dst, buf[:n]) {
+		if !l.deliver(dst, buf[:n]) {
 			return
 		}
 	}
 }
 
-// send writes b to dst, keeping what it does not take for later; false
-// when it did not take it all, or the write failed.
-func (l *relayLoop) send(dst *relaySide, b []byte) bool {
+// deliver writes b to dst, keeping what it does not take for later;
+// false when it did not take it all, or the write failed.
+func (l *relayLoop) deliver(dst *relaySide, b []byte) bool {
 	w := l.write(dst, b)
 	if w < 0 {
 		return false
@@ -381,7 +385,7 @@ func (l *relayLoop) sendBatch() {
 	l.batching = false
 	for _, o := range l.out {
 		o.dst.queued = false
-		if !o.dst.pair.closed && l.send(o.dst, o.data) {
+		if !o.dst.pair.closed && l.deliver(o.dst, o.data) {
 			l.pump(o.dst.peer, o.dst)
 		}
 	}
