@@ -8,8 +8,6 @@ import (
 	"sync"
 	"syscall"
 	"time"
-
-	"golang.org/x/sys/unix"
 )
 
 // tracked is a client connection as a frontend's shutdown sees it.
@@ -180,7 +178,7 @@ func queuedAccepts(ln net.Listener) syscall.RawConn {
 		return nil
 	}
 	if cerr := rc.Control(func(fd uintptr) {
-		err = unix.SetsockoptInt(int(fd), unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
+		err = setNoDelay(int(fd))
 	}); cerr != nil || err != nil {
 		return nil
 	}
@@ -191,11 +189,11 @@ func queuedAccepts(ln net.Listener) syscall.RawConn {
 // queuedAccepts) without waiting: EAGAIN when none is queued.
 func acceptQueued(rc syscall.RawConn) (net.Conn, error) {
 	var fd int
-	var sa syscall.Sockaddr
+	var raddr net.Addr
 	var err error
 	if cerr := rc.Control(func(lfd uintptr) {
 		for {
-			fd, sa, err = syscall.Accept4(int(lfd), syscall.SOCK_NONBLOCK|syscall.SOCK_CLOEXEC)
+			fd, raddr, err = accept(int(lfd))
 			if err != syscall.EINTR && err != syscall.ECONNABORTED {
 				return
 			}
@@ -209,7 +207,7 @@ func acceptQueued(rc syscall.RawConn) (net.Conn, error) {
 	if err != nil {
 		return nil, os.NewSyscallError("accept4", err)
 	}
-	return socketConn(fd, nil, sockaddrTCP(sa)), nil
+	return socketConn(fd, nil, raddr), nil
 }
 
 func isTemporary(err error) bool {

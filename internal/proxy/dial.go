@@ -114,11 +114,11 @@ func selfConnected(fd int, ap netip.AddrPort) bool {
 	if p := ap.Port(); p < r[0] || p > r[1] {
 		return false
 	}
-	sa, err := syscall.Getsockname(fd)
+	a, err := localAddr(fd)
 	if err != nil {
 		return false
 	}
-	l, ok := sockaddrTCP(sa).(*net.TCPAddr)
+	l, ok := a.(*net.TCPAddr)
 	return ok && l.AddrPort() == netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
 }
 
@@ -142,24 +142,15 @@ var localPorts = sync.OnceValue(func() [2]uint16 {
 // done says it is made already, as it usually is on loopback, where the
 // whole handshake runs within connect(2).
 func connectSocket(ap netip.AddrPort) (fd int, done bool, err error) {
-	family, sa := unix.AF_INET6, unix.Sockaddr(&unix.SockaddrInet6{Port: int(ap.Port()), Addr: ap.Addr().As16()})
-	if a := ap.Addr().Unmap(); a.Is4() { // as Go's dialer, IPv4 in IPv6 too
-		family, sa = unix.AF_INET, &unix.SockaddrInet4{Port: int(ap.Port()), Addr: a.As4()}
-	}
-	fd, err = unix.Socket(family, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+	fd, err = newSocket(ap.Addr().Unmap()) // as Go's dialer, IPv4 in IPv6 too
 	if err != nil {
-		return -1, false, os.NewSyscallError("socket", err)
-	}
-	// Small messages leave at once, as on Go's own connections.
-	if err := unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1); err != nil {
-		unix.Close(fd)
-		return -1, false, os.NewSyscallError("setsockopt", err)
+		return -1, false, err
 	}
 	// The first call starts the attempt (EINPROGRESS); a second one says
 	// how it stands: made (nil), under way (EALREADY) or failed.
 	for range 2 {
 		for {
-			err = unix.Connect(fd, sa)
+			err = connect(fd, ap)
 			if err != syscall.EINTR {
 				break
 			}
@@ -174,7 +165,7 @@ func connectSocket(ap netip.AddrPort) (fd int, done bool, err error) {
 	case syscall.EINPROGRESS, syscall.EALREADY:
 		return fd, false, nil
 	}
-	unix.Close(fd)
+	closeSocket(fd)
 	return -1, false, os.NewSyscallError("connect", err)
 }
 
@@ -200,17 +191,4 @@ func (c *pollConn) connected() error {
 			return nil
 		}
 	}
-}
-
-// sockaddrTCP converts a socket address to a TCP address (nil for another
-// family). (The syscall package's calls return these; golang.org/x/sys/unix's
-// ask the kernel for an IPv4 socket's protocol first, a system call more.)
-func sockaddrTCP(sa syscall.Sockaddr) net.Addr {
-	switch a := sa.(type) {
-	case *syscall.SockaddrInet4:
-		return &net.TCPAddr{IP: a.Addr[:], Port: a.Port}
-	case *syscall.SockaddrInet6:
-		return &net.TCPAddr{IP: a.Addr[:], Port: a.Port}
-	}
-	return nil
 }

@@ -34,8 +34,13 @@ func TestDialServer(t *testing.T) {
 		}
 		if pc, ok := c.(*pollConn); !ok {
 			t.Errorf("%s: connection is a %T, want a *pollConn", addr, c)
-		} else if v, _ := unix.GetsockoptInt(pc.fd, unix.SOL_SOCKET, unix.SO_KEEPALIVE); v != 0 {
-			t.Errorf("%s: keep-alive probes set", addr)
+		} else {
+			if v, _ := unix.GetsockoptInt(pc.fd, unix.SOL_SOCKET, unix.SO_KEEPALIVE); v != 0 {
+				t.Errorf("%s: keep-alive probes set", addr)
+			}
+			if v, _ := unix.GetsockoptInt(pc.fd, unix.IPPROTO_TCP, unix.TCP_NODELAY); v == 0 {
+				t.Errorf("%s: TCP_NODELAY not set", addr)
+			}
 		}
 		if c.LocalAddr().String() != s.RemoteAddr().String() || c.RemoteAddr().String() != s.LocalAddr().String() {
 			t.Errorf("%s: ends %v→%v, the server sees %v→%v", addr, c.LocalAddr(), c.RemoteAddr(), s.RemoteAddr(), s.LocalAddr())

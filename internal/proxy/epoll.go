@@ -3,7 +3,6 @@ package proxy
 import (
 	"os"
 	"syscall"
-	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -67,7 +66,7 @@ func (e *epollSet) watch(fd int, tag int32, mod bool) error {
 		op = unix.EPOLL_CTL_MOD
 	}
 	ev := unix.EpollEvent{Events: socketEvents, Fd: int32(fd), Pad: tag}
-	return unix.EpollCtl(e.fd, op, fd, &ev)
+	return epollCtl(e.fd, op, fd, &ev)
 }
 
 // wait waits until some of the set's sockets are ready and calls handle
@@ -82,9 +81,12 @@ func (e *epollSet) wait(handle func([]unix.EpollEvent)) error {
 }
 
 func (e *epollSet) poll(fd uintptr) bool {
-	n, err := unix.EpollWait(int(fd), e.events, 0)
+	n, err := epollReady(int(fd), e.events)
+	for err == syscall.EINTR {
+		n, err = epollReady(int(fd), e.events)
+	}
 	if n <= 0 || err != nil {
-		return false // nothing ready (or EINTR): wait in the Go poller
+		return false // nothing ready: wait in the Go poller
 	}
 	e.handle(e.events[:n])
 	return true
@@ -106,23 +108,3 @@ func dupSocket(rc syscall.RawConn) (int, error) {
 
 // dupFD returns a new descriptor (close-on-exec) for the file of fd.
 func dupFD(fd int) (int, error) { return unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, 0) }
-
-// recv and send are recv(2) and send(2) on a socket: unlike read(2) and
-// write(2) they skip the file layer of the kernel (file position locks,
-// change notification), a measurable share of a small message's cost.
-// send does not raise SIGPIPE on a reset connection.
-func recv(fd int, p []byte) (int, error) {
-	n, _, e := syscall.Syscall6(syscall.SYS_RECVFROM, uintptr(fd), uintptr(unsafe.Pointer(unsafe.SliceData(p))), uintptr(len(p)), 0, 0, 0)
-	if e != 0 {
-		return 0, e
-	}
-	return int(n), nil
-}
-
-func send(fd int, p []byte) (int, error) {
-	n, _, e := syscall.Syscall6(syscall.SYS_SENDTO, uintptr(fd), uintptr(unsafe.Pointer(unsafe.SliceData(p))), uintptr(len(p)), unix.MSG_NOSIGNAL, 0, 0)
-	if e != 0 {
-		return 0, e
-	}
-	return int(n), nil
-}

@@ -70,8 +70,8 @@ func (p *parker) park(cc *clientConn, timeout time.Duration) bool {
 	}
 	// One-shot: the first event disarms the socket, and wake removes it.
 	ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLRDHUP | unix.EPOLLONESHOT, Fd: int32(fd)}
-	if unix.EpollCtl(p.ep.fd, unix.EPOLL_CTL_ADD, fd, &ev) != nil {
-		unix.Close(fd)
+	if epollCtl(p.ep.fd, unix.EPOLL_CTL_ADD, fd, &ev) != nil {
+		closeSocket(fd)
 		p.mu.Unlock()
 		return false
 	}
@@ -161,7 +161,7 @@ func (p *parker) unpark(cc *clientConn) {
 		heap.Remove(&p.due, int(cc.parkIdx))
 	}
 	if !p.closed {
-		unix.EpollCtl(p.ep.fd, unix.EPOLL_CTL_DEL, int(fd), nil)
+		epollCtl(p.ep.fd, unix.EPOLL_CTL_DEL, int(fd), nil)
 	}
 	cc.parkedFD = -1
 	cc.resumeFD = fd

@@ -131,7 +131,7 @@ func wrapConn(c net.Conn) net.Conn {
 	}
 	pc := socketConn(fd, tc.LocalAddr(), tc.RemoteAddr())
 	if err := connPoller.watch(pc, false); err != nil {
-		unix.Close(fd)
+		closeSocket(fd)
 		return c
 	}
 	tc.Close() // the duplicate keeps the socket
@@ -287,7 +287,7 @@ func (c *pollConn) incref() bool {
 // decref drops a reference, closing fd after the last one once closed.
 func (c *pollConn) decref() {
 	if c.ref.Add(-1) == closedRef {
-		unix.Close(c.fd)
+		closeSocket(c.fd)
 	}
 }
 
@@ -435,7 +435,7 @@ func (c *pollConn) Close() error {
 	}
 	connPoller.remove(c)
 	if c.handedOff.Load() {
-		unix.EpollCtl(connPoller.ep.fd, unix.EPOLL_CTL_DEL, c.fd, nil)
+		epollCtl(connPoller.ep.fd, unix.EPOLL_CTL_DEL, c.fd, nil)
 	}
 	c.mu.Lock()
 	for _, d := range []*deadline{&c.rd, &c.wd} {
@@ -458,7 +458,7 @@ func (c *pollConn) CloseWrite() error {
 		return net.ErrClosed
 	}
 	defer c.decref()
-	return unix.Shutdown(c.fd, unix.SHUT_WR)
+	return shutdownWrite(c.fd)
 }
 
 // handOff returns a descriptor of its own for the socket, which then
@@ -491,8 +491,8 @@ func (c *pollConn) LocalAddr() net.Addr {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.laddr == nil && c.incref() {
-		if sa, err := syscall.Getsockname(c.fd); err == nil {
-			c.laddr = sockaddrTCP(sa)
+		if a, err := localAddr(c.fd); err == nil {
+			c.laddr = a
 		}
 		c.decref()
 	}

@@ -146,7 +146,7 @@ func (rp *relayPool) get() (*relayLoop, error) {
 func startRelay(client net.Conn, server int, clientTimeout, serverTimeout time.Duration, finish func(in, out int64)) (*relayPair, error) {
 	l, err := relays.get()
 	if err != nil {
-		unix.Close(server)
+		closeSocket(server)
 		return nil, err
 	}
 	return l.relay(client, server, clientTimeout, serverTimeout, finish)
@@ -156,7 +156,7 @@ func startRelay(client net.Conn, server int, clientTimeout, serverTimeout time.D
 func (l *relayLoop) relay(client net.Conn, server int, clientTimeout, serverTimeout time.Duration, finish func(in, out int64)) (*relayPair, error) {
 	cfd, err := detach(client)
 	if err != nil {
-		unix.Close(server)
+		closeSocket(server)
 		return nil, err
 	}
 	client.Close()
@@ -164,8 +164,8 @@ func (l *relayLoop) relay(client net.Conn, server int, clientTimeout, serverTime
 	p.client = relaySide{fd: cfd, pair: p, peer: &p.server, timeout: clientTimeout}
 	p.server = relaySide{fd: server, pair: p, peer: &p.client, timeout: serverTimeout}
 	if err := l.add(p); err != nil {
-		unix.Close(cfd)
-		unix.Close(server)
+		closeSocket(cfd)
+		closeSocket(server)
 		return nil, err
 	}
 	return p, nil
@@ -224,7 +224,7 @@ func (l *relayLoop) add(p *relayPair) error {
 		s.last = now
 		if err := l.ep.watch(s.fd, 0, false); err != nil {
 			if s == &p.server {
-				unix.EpollCtl(l.ep.fd, unix.EPOLL_CTL_DEL, p.client.fd, nil)
+				epollCtl(l.ep.fd, unix.EPOLL_CTL_DEL, p.client.fd, nil)
 				delete(l.sides, int32(p.client.fd))
 			}
 			return err
@@ -342,7 +342,7 @@ func (l *relayLoop) pump(src, dst *relaySide) {
 				l.close(p)
 				return
 			}
-			unix.Shutdown(dst.fd, unix.SHUT_WR)
+			shutdownWrite(dst.fd)
 			return
 		}
 		src.n += int64(n)
@@ -443,8 +443,8 @@ func (l *relayLoop) close(p *relayPair) {
 	p.closed = true
 	for _, s := range []*relaySide{&p.client, &p.server} {
 		delete(l.sides, int32(s.fd))
-		unix.EpollCtl(l.ep.fd, unix.EPOLL_CTL_DEL, s.fd, nil)
-		unix.Close(s.fd)
+		epollCtl(l.ep.fd, unix.EPOLL_CTL_DEL, s.fd, nil)
+		closeSocket(s.fd)
 		if s.pend != nil {
 			relayBufs.Put(s.pend)
 			s.pend, s.pendData = nil, nil

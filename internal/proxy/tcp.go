@@ -11,8 +11,6 @@ import (
 	"time"
 
 	"fulcrum/internal/edge"
-
-	"golang.org/x/sys/unix"
 )
 
 // TCPFrontend relays TCP connections to a backend's servers, with the same
@@ -184,7 +182,7 @@ func (f *TCPFrontend) serve(t *tcpConn) {
 		if err == nil && bc.SendProxy != "" {
 			err = sendHeader(sfd, proxyHeader(bc.SendProxy, c))
 			if err != nil {
-				unix.Close(sfd)
+				closeSocket(sfd)
 				sfd = -1
 			}
 		}
@@ -221,7 +219,7 @@ func (f *TCPFrontend) serve(t *tcpConn) {
 	release = nil
 	t.mu.Lock()
 	if t.closed {
-		unix.Close(sfd)
+		closeSocket(sfd)
 		err = net.ErrClosed
 	} else { // startRelay closes sfd if it fails
 		t.pair, err = startRelay(c, sfd, fc.TimeoutClient, bc.ServerTimeout, func(in, out int64) { done(in, out, nil) })
