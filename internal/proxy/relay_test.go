@@ -549,6 +549,69 @@ func TestRelayStartsWithWhatIsQueued(t *testing.T) {
 	}
 }
 
+// More queued by the client than a slow server takes as the relay starts
+// waits for the server's room, then goes through whole.
+func TestRelayStartsWithMoreThanTheServerTakes(t *testing.T) {
+	const size = 300 << 10
+	start := make(chan struct{})
+	got := make(chan int, 1)
+	srvAddr := tcpServer(t, func(c net.Conn) {
+		<-start
+		b, _ := io.ReadAll(c)
+		got <- len(b)
+	})
+	// The server takes little before it reads; the client's side holds
+	// everything it sends.
+	setBuf := func(opt, size int) func(string, string, syscall.RawConn) error {
+		return func(_, _ string, rc syscall.RawConn) error {
+			return rc.Control(func(fd uintptr) { unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, opt, size) })
+		}
+	}
+	lc := net.ListenConfig{Control: setBuf(unix.SO_RCVBUF, 1<<20)}
+	ln, err := lc.Listen(context.Background(), "tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	d := net.Dialer{Control: setBuf(unix.SO_SNDBUF, 1<<20)}
+	cl, err := d.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	accepted, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer accepted.Close()
+	cl.SetWriteDeadline(time.Now().Add(2 * time.Second))
+	if _, err := cl.Write(make([]byte, size)); err != nil {
+		t.Fatalf("the client could not queue %d bytes: %v", size, err)
+	}
+	cl.(*net.TCPConn).CloseWrite()
+
+	sfd, err := dialSocket(NewServer("s", srvAddr, 0), time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	unix.SetsockoptInt(sfd, unix.SOL_SOCKET, unix.SO_SNDBUF, 4096)
+	finished := make(chan int64, 1)
+	p, err := startRelay(accepted, sfd, 5*time.Second, 5*time.Second, func(in, out int64) { finished <- in })
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.loop.mu.Lock()
+	waiting := p.server.pend != nil
+	p.loop.mu.Unlock()
+	if !waiting {
+		t.Fatal("the server took everything at once: the test proves nothing")
+	}
+	close(start)
+	if n := await(t, got, "the server never got the client's end"); n != size {
+		t.Errorf("server got %d bytes, want %d", n, size)
+	}
+}
+
 // A relay sends what the client has queued as it starts, before its loop
 // next runs: here the loop never does.
 func TestRelaySendsQueuedDataAtOnce(t *testing.T) {
