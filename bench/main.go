@@ -122,7 +122,7 @@ func main() {
 	conns := flag.Int("c", 64, "concurrent connections")
 	which := flag.String("scenarios", "http,close,1mib,tcp,tcp-close,tcp-1mib,idle", "comma-separated scenarios: http, close, 1mib, tcp, tcp-close, tcp-1mib, idle")
 	procs := flag.Int("procs", 1, "cores per proxy: GOMAXPROCS, nbthread, worker_processes (and wrk threads)")
-	soak := flag.Duration("soak", 0, "instead of the comparison, run fulcrum alone under keep-alive load for this long (e.g. 10m) and print its RSS every minute")
+	soak := flag.Duration("soak", 0, "instead of the comparison, run fulcrum alone under keep-alive load for this long (e.g. 10m) and print its RSS, and the host's steal, every minute")
 	prof := flag.Bool("profile", false, "also profile fulcrum under each load: CPU and allocation profiles in -out (go tool pprof)")
 	idle := flag.Int("idle", 10000, "idle keep-alive client connections for the idle scenario (needs 2×idle+200 open files; raised as root)")
 	outDir := flag.String("out", "bench/out", "directory for configs and logs")
@@ -907,21 +907,35 @@ func soakRun(o opts, dir string, ports portSet, be1, be2 int) error {
 	defer stop(cmd)
 	url := fmt.Sprintf("http://127.0.0.1:%d/", port)
 	wrk(url, o.procs, o.conns, 5*time.Second, nil) // warm-up
-	fmt.Printf("### soak: %s of keep-alive GETs, %d connections\n\n| elapsed | RSS |\n|---:|---:|\n| 0s | %.1f MB |\n",
+	// Steal is printed with the RSS: on a shared host it, not the proxy,
+	// can account for a long run's latency.
+	fmt.Printf("### soak: %s of keep-alive GETs, %d connections\n\n| elapsed | RSS | steal since the last line |\n|---:|---:|---:|\n| 0s | %.1f MB | |\n",
 		o.soak, o.conns, float64(rss(cmd.Process.Pid))/1024)
 	done := make(chan result, 1)
 	go func() { r, _ := wrk(url, o.procs, o.conns, o.soak, nil); done <- r }()
 	tick := time.NewTicker(time.Minute)
 	defer tick.Stop()
 	start := time.Now()
+	first := readSteal()
+	last := first
+	line := func() {
+		now := readSteal()
+		fmt.Printf("| %s | %.1f MB | %.1f%% |\n", time.Since(start).Round(time.Second), float64(rss(cmd.Process.Pid))/1024, now.since(last))
+		last = now
+	}
 	for {
 		select {
 		case r := <-done:
-			fmt.Printf("| %s | %.1f MB |\n\n%.0f req/s on average, p99 %s, errors: %s\n", time.Since(start).Round(time.Second),
-				float64(rss(cmd.Process.Pid))/1024, r.rps, r.p99, r.errors)
+			line()
+			errs := r.errors
+			if errs == "" {
+				errs = "none"
+			}
+			fmt.Printf("\n%.0f req/s on average, p99 %s, errors: %s; steal %.1f%% of CPU time over the run\n",
+				r.rps, r.p99, errs, last.since(first))
 			return nil
 		case <-tick.C:
-			fmt.Printf("| %s | %.1f MB |\n", time.Since(start).Round(time.Second), float64(rss(cmd.Process.Pid))/1024)
+			line()
 		}
 	}
 }
