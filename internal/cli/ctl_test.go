@@ -350,6 +350,27 @@ backends:
 		}
 		return got
 	}
+	servers := func() []admin.Server {
+		code, out, errs := tg.run(t, "-o", "json", "servers")
+		if code != 0 {
+			t.Fatalf("ctl servers = %d: %s", code, errs)
+		}
+		var ss []admin.Server
+		if err := json.Unmarshal([]byte(out), &ss); err != nil {
+			t.Fatal(err)
+		}
+		return ss
+	}
+	// The traffic must come after the sampler's first look, which the
+	// shares and rates count from: wait for a rate sampled since.
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if ss := servers(); len(ss) == 2 && len(ss[0].RateHistory) > 0 && len(ss[1].RateHistory) > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the admin sampled no rates in 5 s")
+		}
+	}
 	if got := hits(40); got["web1"] != 20 || got["web2"] != 20 {
 		t.Fatalf("40 requests went %v, want 20 to each server", got)
 	}
@@ -358,15 +379,7 @@ backends:
 		_, table, _ := tg.run(t, what)
 		t.Logf("fulcrum ctl %s\n%s", what, table)
 	}
-	code, out, errs := tg.run(t, "-o", "json", "servers")
-	if code != 0 {
-		t.Fatalf("ctl servers = %d: %s", code, errs)
-	}
-	var servers []admin.Server
-	if err := json.Unmarshal([]byte(out), &servers); err != nil {
-		t.Fatal(err)
-	}
-	for _, s := range servers {
+	for _, s := range servers() {
 		if s.Counts.Requests != 20 || s.Counts.StatusClasses[2] != 20 {
 			t.Errorf("%s requests = %d (2xx %d), want 20", s.Name, s.Counts.Requests, s.Counts.StatusClasses[2])
 		}
