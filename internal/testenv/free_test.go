@@ -1,0 +1,30 @@
+package testenv
+
+import (
+	"net"
+	"strconv"
+	"testing"
+)
+
+// TestFreeAddrNeverRepeats: no port is handed out twice, across networks
+// and ranges, however the kernel picks them.
+func TestFreeAddrNeverRepeats(t *testing.T) {
+	seen := map[string]bool{}
+	for i := range 300 {
+		network := []string{"tcp", "udp"}[i%2]
+		_, port, err := net.SplitHostPort(FreeAddr(t, network))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if seen[port] {
+			t.Fatalf("port %s handed out twice", port)
+		}
+		seen[port] = true
+	}
+	base := FreeRange(t, 5)
+	for p := base; p < base+5; p++ {
+		if seen[strconv.Itoa(p)] {
+			t.Fatalf("range %d–%d holds port %d, handed out before", base, base+4, p)
+		}
+	}
+}
