@@ -28,3 +28,21 @@ func TestFreeAddrNeverRepeats(t *testing.T) {
 		}
 	}
 }
+
+// TestClaim: a port or range is claimed once; a range that overlaps a
+// claimed port is refused whole, and claims nothing.
+func TestClaim(t *testing.T) {
+	const base = 70000 // outside real ports: no other test claims these
+	if !claim(base, 1) {
+		t.Fatal("first claim of a port refused")
+	}
+	if claim(base, 1) {
+		t.Error("a port claimed twice")
+	}
+	if claim(base-2, 3) {
+		t.Error("a range over a claimed port was claimed")
+	}
+	if !claim(base-2, 2) {
+		t.Error("the free part of a refused range was left claimed")
+	}
+}
