@@ -104,6 +104,8 @@ func runLB(ctx context.Context, e env, args []string) int {
 				}
 				return nil
 			}
+		} else {
+			opt.Released = l.CloseOn
 		}
 		if group, err = vrrp.FromConfig(cfg.VRRP, opt); err != nil {
 			log.Error("vrrp", "error", err)

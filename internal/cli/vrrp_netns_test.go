@@ -9,6 +9,7 @@ package cli
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -697,6 +698,56 @@ func TestVRRPLBPreemption(t *testing.T) {
 			l.holdsOnly("lb2", time.Second, "lb1")
 		})
 	}
+}
+
+// TestVRRPLBPreemptionClosesConnections: when the restarted lb1 takes the
+// VIP back, lb2 closes the keep-alive connection it held on it, so that the
+// client opens its next one to lb1 at once. Left open, the connection would
+// get no answer from lb2 (its packets now reach lb1), and the client would
+// learn it only from a reset when it next used it.
+func TestVRRPLBPreemptionClosesConnections(t *testing.T) {
+	needsVRRPLab(t)
+	l := newVRRPLab(t, "lb1", "lb2", "client")
+	lb1, lb2 := l.pair()
+	lb1.kill(syscall.SIGKILL)
+	lb2.waitState("master", 2*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	d, err := l.net.Dialer(ctx, "client")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := d.DialContext(ctx, "tcp", netnsVIP+":80")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	br := bufio.NewReader(c)
+	fmt.Fprintf(c, "GET / HTTP/1.1\r\nHost: %s\r\n\r\n", netnsVIP)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	if strings.TrimSpace(string(body)) != "lb2" {
+		t.Fatalf("served by %q, want lb2", body)
+	}
+	t0 := time.Now()
+	lb1 = l.lb("lb1", 150)
+	lb1.waitState("master", 5*time.Second)
+	lb2.waitState("backup", time.Second)
+	c.SetReadDeadline(time.Now().Add(3 * time.Second))
+	if n, err := br.Read(make([]byte, 1)); err != io.EOF {
+		t.Fatalf("keep-alive connection to lb2 after lb1 took the VIP back: read %d, %v; want EOF (closed by lb2)", n, err)
+	}
+	tr, _ := lb1.since("master", t0)
+	t.Logf("lb2 closed the connection %v after lb1 became master", time.Since(tr.at).Round(time.Millisecond))
+	if !strings.Contains(lb2.output(), "closing connections on a released address") {
+		t.Errorf("lb2 did not log closing connections:\n%s", netnsTail(lb2.output(), 10))
+	}
+	// The next connection reaches lb1.
+	cl := l.client("client", time.Second)
+	cl.waitAnswer("lb1", 3*time.Second)
 }
 
 // TestVRRPLBTracking: with the backend tracked, stopping every server of the

@@ -12,15 +12,14 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"fulcrum/internal/netns"
 	"fulcrum/internal/testenv"
-	"golang.org/x/sys/unix"
 )
 
 // lab is two network namespaces on a veth pair: "host" plays web1
@@ -83,35 +82,13 @@ func (l *lab) run(args ...string) string {
 	return string(out)
 }
 
-// in runs fn on an OS thread moved into namespace ns. The thread stays
-// locked and is discarded afterwards, so no other goroutine ever runs in
-// ns by accident. Sockets fn opens stay in ns.
-func in(ns string, fn func() error) error {
-	done := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread() // never unlocked: the thread exits with the goroutine
-		f, err := os.Open(filepath.Join("/run/netns", ns))
-		if err != nil {
-			done <- err
-			return
-		}
-		defer f.Close()
-		if err := unix.Setns(int(f.Fd()), unix.CLONE_NEWNET); err != nil {
-			done <- fmt.Errorf("setns %s: %w", ns, err)
-			return
-		}
-		done <- fn()
-	}()
-	return <-done
-}
-
 // listen opens TCP listeners on every port in the host namespace, which
 // accept and close connections until the test ends.
 func (l *lab) listen(ports ...uint16) {
 	l.t.Helper()
 	for _, port := range ports {
 		var ln net.Listener
-		err := in(l.host, func() (err error) {
+		err := netns.In(l.host, func() (err error) {
 			ln, err = net.Listen("tcp4", fmt.Sprintf("0.0.0.0:%d", port))
 			return err
 		})
@@ -138,7 +115,7 @@ const dialTimeout = time.Second
 // reach dials port on the host from src in the peer namespace: nil when
 // the connection is accepted, errDropped when nothing answered.
 func (l *lab) reach(src netip.Addr, port uint16) error {
-	return in(l.peer, func() error {
+	return netns.In(l.peer, func() error {
 		d := net.Dialer{Timeout: dialTimeout, LocalAddr: &net.TCPAddr{IP: src.AsSlice()}}
 		c, err := d.Dial("tcp4", netip.AddrPortFrom(labHost, port).String())
 		if err == nil {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"slices"
 	"syscall"
 	"time"
@@ -64,6 +65,31 @@ func (l *LB) Release(addr string) {
 			ln.Close()
 			delete(f.listeners, addr)
 			l.log.Info("released", "frontend", f.Name, "address", addr)
+		}
+	}
+}
+
+// CloseOn drains, in the background, the client connections accepted on
+// any of addrs: idle ones close at once, the others after their current
+// request, and those still open after the configured grace are closed. In
+// VRRP ip mode an LB calls it when it gives up its virtual addresses:
+// clients reach the new master from then on, and a connection left open
+// here would only wait for packets that never come.
+func (l *LB) CloseOn(addrs []netip.Addr) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	grace := l.cfg.Grace.D()
+	for _, f := range l.frontends {
+		for _, a := range addrs {
+			var n int
+			if f.HTTP != nil {
+				n = f.HTTP.CloseOn(a, grace)
+			} else {
+				n = f.TCP.CloseOn(a, grace)
+			}
+			if n > 0 {
+				l.log.Info("closing connections on a released address", "frontend", f.Name, "address", a, "connections", n, "grace", grace)
+			}
 		}
 	}
 }

@@ -72,6 +72,29 @@ func NewDialer(ctx context.Context, ns string) (*Dialer, error) {
 	return d, nil
 }
 
+// In runs fn on an OS thread moved into the named network namespace (under
+// Dir). The thread stays locked and ends with fn, so no other goroutine
+// ever runs in the namespace by accident. Sockets fn opens stay in it, and
+// may be used from anywhere afterwards.
+func In(ns string, fn func() error) error {
+	done := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread() // never unlocked: the thread exits with the goroutine
+		f, err := os.Open(filepath.Join(Dir, ns))
+		if err != nil {
+			done <- fmt.Errorf("netns: %w", err)
+			return
+		}
+		defer f.Close()
+		if err := unix.Setns(int(f.Fd()), unix.CLONE_NEWNET); err != nil {
+			done <- fmt.Errorf("netns: joining %s: %w", ns, err)
+			return
+		}
+		done <- fn()
+	}()
+	return <-done
+}
+
 // DialContext dials from the host; it fits http.Transport.DialContext.
 func (d *Dialer) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
 	r := dialReq{ctx: ctx, network: network, addr: addr, reply: make(chan dialResult, 1)}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net"
+	"net/netip"
 	"os"
 	"sync"
 	"syscall"
@@ -16,6 +17,7 @@ type tracked interface {
 	isActive() bool // in the middle of a request (http) or open (tcp)
 	setClosing()    // close after the current request
 	wake()          // make an idle connection notice setClosing
+	local() netip.Addr
 }
 
 // connSet tracks a frontend's client connections for graceful shutdown.
@@ -23,7 +25,7 @@ type connSet struct {
 	mu       sync.Mutex // guards the fields below
 	conns    map[tracked]struct{}
 	draining bool
-	done     chan struct{} // closed when the set empties while draining
+	empty    chan struct{} // closed when the set empties, for drain
 }
 
 func (s *connSet) add(c tracked) bool {
@@ -43,9 +45,9 @@ func (s *connSet) remove(c tracked) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	delete(s.conns, c)
-	if s.draining && len(s.conns) == 0 && s.done != nil {
-		close(s.done)
-		s.done = nil
+	if s.empty != nil && len(s.conns) == 0 {
+		close(s.empty)
+		s.empty = nil
 	}
 }
 
@@ -66,46 +68,78 @@ func (s *connSet) count() int {
 	return len(s.conns)
 }
 
-// shutdown closes idle connections at once, lets active ones finish their
-// current request, and closes whatever is left when ctx is done.
+// shutdown refuses new connections and drains all.
 func (s *connSet) shutdown(ctx context.Context) error {
 	s.mu.Lock()
 	s.draining = true
-	var done chan struct{}
-	if len(s.conns) > 0 {
-		done = make(chan struct{})
-		s.done = done
+	s.mu.Unlock()
+	return s.drain(ctx, nil)
+}
+
+// closeOn drains the connections whose local address is addr, in the
+// background, for up to grace, and returns how many there are.
+func (s *connSet) closeOn(addr netip.Addr, grace time.Duration) int {
+	match := map[tracked]bool{}
+	for c := range s.snapshot() {
+		if c.local() == addr {
+			match[c] = true
+		}
 	}
+	if len(match) > 0 {
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), grace)
+			defer cancel()
+			s.drain(ctx, match)
+		}()
+	}
+	return len(match)
+}
+
+// drain makes the connections of set (nil: all) close after their current
+// request: idle ones at once, active ones when it is done. Those still open
+// when ctx is done are closed then.
+func (s *connSet) drain(ctx context.Context, set map[tracked]bool) error {
+	s.mu.Lock()
 	for c := range s.conns {
-		c.setClosing()
-		if !c.isActive() {
-			c.wake()
+		if set == nil || set[c] {
+			c.setClosing()
 		}
 	}
 	s.mu.Unlock()
-	if done == nil {
-		return nil
-	}
-	// A connection that was between requests may have become active just
-	// before setClosing: sweep idle ones a few times.
+	// Idle connections are woken at every pass: one that was between
+	// requests may have become active just before setClosing.
 	tick := time.NewTicker(50 * time.Millisecond)
 	defer tick.Stop()
 	for {
-		select {
-		case <-done:
-			return nil
-		case <-tick.C:
-			s.mu.Lock()
-			for c := range s.conns {
-				if !c.isActive() {
-					c.wake()
-				}
+		s.mu.Lock()
+		left := 0
+		for c := range s.conns {
+			if set != nil && !set[c] {
+				continue
 			}
+			left++
+			if !c.isActive() {
+				c.wake()
+			}
+		}
+		if left == 0 {
 			s.mu.Unlock()
+			return nil
+		}
+		if s.empty == nil {
+			s.empty = make(chan struct{})
+		}
+		empty := s.empty
+		s.mu.Unlock()
+		select {
+		case <-empty:
+		case <-tick.C:
 		case <-ctx.Done():
 			s.mu.Lock()
 			for c := range s.conns {
-				c.close()
+				if set == nil || set[c] {
+					c.close()
+				}
 			}
 			s.mu.Unlock()
 			return ctx.Err()

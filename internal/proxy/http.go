@@ -262,6 +262,16 @@ func (f *HTTPFrontend) Shutdown(ctx context.Context) error {
 	return err
 }
 
+// CloseOn drains the connections accepted on local address addr, in the
+// background: idle ones close at once, the others after their current
+// request, and whatever is still open after grace is closed. A load
+// balancer calls it when it gives up a virtual address, whose clients
+// are answered by its peer from then on. It returns how many connections
+// it drains.
+func (f *HTTPFrontend) CloseOn(addr netip.Addr, grace time.Duration) int {
+	return f.conns.closeOn(addr, grace)
+}
+
 // ActiveConns returns the number of open client connections.
 func (f *HTTPFrontend) ActiveConns() int { return f.conns.count() }
 
@@ -325,9 +335,10 @@ func (cc *clientConn) setClient(a netip.Addr) {
 // goroutine that resumes it, which also counts it out of the frontend.
 func (cc *clientConn) close() { cc.f.parker.kill(cc) }
 
-func (cc *clientConn) isActive() bool  { return cc.active.Load() }
-func (cc *clientConn) setClosing()     { cc.closing.Store(true) }
-func (cc *clientConn) wantClose() bool { return cc.closing.Load() }
+func (cc *clientConn) isActive() bool    { return cc.active.Load() }
+func (cc *clientConn) local() netip.Addr { return cc.f.parker.local(cc) }
+func (cc *clientConn) setClosing()       { cc.closing.Store(true) }
+func (cc *clientConn) wantClose() bool   { return cc.closing.Load() }
 
 // wake interrupts the wait for a next request (see serve), or resumes the
 // connection if it is parked.

@@ -201,6 +201,16 @@ func (p *parker) kill(cc *clientConn) {
 	p.mu.Unlock()
 }
 
+// local returns cc's local address, parked or not.
+func (p *parker) local(cc *clientConn) netip.Addr {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if cc.raw == nil {
+		return cc.parkedAddr[0].Addr().Unmap()
+	}
+	return addrPort(cc.raw.LocalAddr()).Addr().Unmap()
+}
+
 // resume gives a connection coming out of the parker a net.Conn again; it
 // returns false when the connection must close.
 func (p *parker) resume(cc *clientConn) bool {

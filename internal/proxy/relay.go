@@ -3,6 +3,7 @@ package proxy
 import (
 	"errors"
 	"net"
+	"net/netip"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -495,6 +496,20 @@ func (s *relaySide) awaited() bool {
 
 // shut closes the pair now. Its finish runs in a goroutine of its own: the
 // caller may hold locks that finish takes.
+// local returns the client socket's local address (zero once closed).
+func (p *relayPair) local() netip.Addr {
+	p.loop.mu.Lock()
+	defer p.loop.mu.Unlock()
+	if p.closed {
+		return netip.Addr{}
+	}
+	a, err := localAddr(p.client.fd)
+	if err != nil {
+		return netip.Addr{}
+	}
+	return addrPort(a).Addr().Unmap()
+}
+
 func (p *relayPair) shut() {
 	l := p.loop
 	l.mu.Lock()

@@ -98,8 +98,16 @@ func (t *tcpConn) close() {
 	}
 }
 func (t *tcpConn) isActive() bool { return true }
-func (t *tcpConn) setClosing()    {}
-func (t *tcpConn) wake()          { t.close() }
+func (t *tcpConn) local() netip.Addr {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.pair != nil {
+		return t.pair.local()
+	}
+	return addrPort(t.c.LocalAddr()).Addr().Unmap()
+}
+func (t *tcpConn) setClosing() {}
+func (t *tcpConn) wake()       { t.close() }
 
 func (f *TCPFrontend) serve(t *tcpConn) {
 	c := t.c
@@ -259,6 +267,12 @@ func sendHeader(fd int, h []byte) error {
 		err = errors.New("PROXY header not sent whole")
 	}
 	return err
+}
+
+// CloseOn closes the connections accepted on local address addr after
+// grace, in the background; see HTTPFrontend.CloseOn.
+func (f *TCPFrontend) CloseOn(addr netip.Addr, grace time.Duration) int {
+	return f.conns.closeOn(addr, grace)
 }
 
 // ActiveConns returns the number of open client connections.

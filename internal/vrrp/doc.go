@@ -28,6 +28,10 @@
 //   - Frontends on a VIP are bound with ListenFreebind on every instance,
 //     backup included, so that a takeover needs no rebind: connections
 //     arrive as soon as VRRP adds the address to the interface.
+//   - In ip mode Options.Released is called once the VIPs have left the
+//     interface: the LB drains its connections on them, whose clients now
+//     reach the peer. Their answers under way still leave from the VIP
+//     (ListenFreebind's IP_TRANSPARENT).
 //   - In local mode the VIP is the shared front address: Options.Up binds
 //     it when the instance becomes master, Options.Down closes it.
 //   - SetFault(backend, true) when every server of a tracked backend is

@@ -3,6 +3,7 @@ package vrrp
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"syscall"
 
@@ -14,9 +15,40 @@ import (
 // backup listens on the VIP from the start, and a takeover needs no rebind.
 // Connections arrive once VRRP adds the address to the interface. It is the
 // per-socket form of net.ipv4.ip_nonlocal_bind=1 (Linux).
+//
+// The listener also gets IP_TRANSPARENT (which needs CAP_NET_ADMIN, as VRRP
+// does), and the connections it accepts inherit it: when the address moves
+// to the peer, they may still send from it. Without it the kernel refuses
+// every packet from an address no longer on an interface, and a response
+// under way when the address left would never reach its client, which
+// would wait for it until its own timeout.
 func ListenFreebind(network, addr string) (net.Listener, error) {
-	lc := net.ListenConfig{Control: freebind}
+	lc := net.ListenConfig{Control: func(network, addr string, c syscall.RawConn) error {
+		if err := freebind(network, addr, c); err != nil {
+			return err
+		}
+		return transparent(c)
+	}}
 	return lc.Listen(context.Background(), network, addr)
+}
+
+// transparent sets IP_TRANSPARENT, and IPV6_TRANSPARENT where it exists.
+func transparent(c syscall.RawConn) error {
+	var serr error
+	err := c.Control(func(fd uintptr) {
+		if serr = unix.SetsockoptInt(int(fd), unix.SOL_IP, unix.IP_TRANSPARENT, 1); serr != nil {
+			serr = fmt.Errorf("IP_TRANSPARENT: %w", serr)
+			return
+		}
+		if err := unix.SetsockoptInt(int(fd), unix.SOL_IPV6, unix.IPV6_TRANSPARENT, 1); err != nil &&
+			!errors.Is(err, unix.ENOPROTOOPT) && !errors.Is(err, unix.EOPNOTSUPP) && !errors.Is(err, unix.EINVAL) {
+			serr = fmt.Errorf("IPV6_TRANSPARENT: %w", err)
+		}
+	})
+	if err != nil {
+		return err
+	}
+	return serr
 }
 
 // ListenPacketFreebind is ListenFreebind for packet sockets (UDP).

@@ -24,6 +24,10 @@ type Options struct {
 	// master (serve the shared front address) and when it stops being
 	// master (close it). Down must accept being called when not up.
 	Up, Down func() error
+	// Released is called in ip mode when this instance has taken its
+	// virtual addresses off the interface, to close the connections
+	// accepted on them (nil: none).
+	Released func([]netip.Addr)
 	// OnChange, if set, is called after every state change of every
 	// virtual router, after the notify command has been started.
 	OnChange func(vrid uint8, from, to State)
@@ -72,7 +76,7 @@ func FromConfig(c *config.VRRP, opt Options) (*Group, error) {
 		if c.Mode == "local" {
 			t, v, err = localMode(c.Local, &cfg, opt)
 		} else {
-			t, v, err = ipMode(c, spec.vips, &cfg, log)
+			t, v, err = ipMode(c, spec.vips, &cfg, log, opt.Released)
 		}
 		if err != nil {
 			g.close()
@@ -117,7 +121,7 @@ func localMode(l *config.VRRPLocal, cfg *Config, opt Options) (Transport, VIPs, 
 	return t, FuncVIPs{Up: opt.Up, Down: opt.Down}, nil
 }
 
-func ipMode(c *config.VRRP, vips []string, cfg *Config, log *slog.Logger) (Transport, VIPs, error) {
+func ipMode(c *config.VRRP, vips []string, cfg *Config, log *slog.Logger, released func([]netip.Addr)) (Transport, VIPs, error) {
 	var prefixes []netip.Prefix
 	for _, s := range vips {
 		p, err := config.ParseVIP(s)
@@ -149,7 +153,7 @@ func ipMode(c *config.VRRP, vips []string, cfg *Config, log *slog.Logger) (Trans
 	if err != nil {
 		return nil, nil, err
 	}
-	return t, &InterfaceVIPs{Interface: c.Interface, Prefixes: prefixes, Log: log}, nil
+	return t, &InterfaceVIPs{Interface: c.Interface, Prefixes: prefixes, Log: log, Released: released}, nil
 }
 
 // notifier runs the notify command for a new state without waiting for it,

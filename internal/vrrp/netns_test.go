@@ -1,7 +1,10 @@
 package vrrp
 
 import (
+	"context"
 	"fmt"
+	"io"
+	"net"
 	"os/exec"
 	"strings"
 	"syscall"
@@ -401,5 +404,55 @@ func TestIPv6KillMaster(t *testing.T) {
 	}
 	if r.firstAfter > 500*time.Millisecond {
 		t.Errorf("client gap %v, want under 500ms", r.firstAfter)
+	}
+}
+
+// A connection accepted on a freebind listener's VIP can still answer its
+// client after the address has left the interface: what a load balancer
+// that gives up the VIP needs to finish the responses under way. Without
+// IP_TRANSPARENT the kernel drops every packet from the departed address
+// and the client waits for nothing.
+func TestFreebindAnswersAfterRelease(t *testing.T) {
+	l := newLab(t, "lb", "client")
+	vip := testVIP + ":8000"
+	var ln net.Listener
+	if err := netns.In(l.ns("lb"), func() (err error) {
+		ln, err = ListenFreebind("tcp", vip)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	l.run("ip", "-n", l.ns("lb"), "addr", "add", testVIP+"/24", "dev", "eth0")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	d, err := l.net.Dialer(ctx, "client")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := d.DialContext(ctx, "tcp", vip)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	s, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if _, err := c.Write([]byte("request")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.ReadFull(s, make([]byte, len("request"))); err != nil {
+		t.Fatal(err)
+	}
+	l.run("ip", "-n", l.ns("lb"), "addr", "del", testVIP+"/24", "dev", "eth0")
+	if _, err := s.Write([]byte("answer")); err != nil {
+		t.Fatalf("answering after the release: %v", err)
+	}
+	c.SetReadDeadline(time.Now().Add(3 * time.Second))
+	got := make([]byte, len("answer"))
+	if _, err := io.ReadFull(c, got); err != nil || string(got) != "answer" {
+		t.Fatalf("client read %q, %v; want the answer sent after the VIP left", got, err)
 	}
 }

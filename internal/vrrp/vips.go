@@ -25,6 +25,10 @@ type InterfaceVIPs struct {
 	Interface string
 	Prefixes  []netip.Prefix
 	Log       *slog.Logger // nil: discard
+	// Released, if set, is called with the addresses after Release has
+	// taken them off the interface, to close the connections accepted on
+	// them (see ListenFreebind).
+	Released func([]netip.Addr)
 }
 
 var _ VIPs = (*InterfaceVIPs)(nil)
@@ -72,6 +76,13 @@ func (v *InterfaceVIPs) Release() error {
 		if err := netlink.AddrDel(link, a); err != nil && !errors.Is(err, syscall.EADDRNOTAVAIL) && !errors.Is(err, syscall.ENOENT) {
 			errs = append(errs, fmt.Errorf("vrrp: remove %v from %s: %w", p, v.Interface, err))
 		}
+	}
+	if v.Released != nil {
+		addrs := make([]netip.Addr, len(v.Prefixes))
+		for i, p := range v.Prefixes {
+			addrs[i] = p.Addr()
+		}
+		v.Released(addrs)
 	}
 	return errors.Join(errs...)
 }
