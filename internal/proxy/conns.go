@@ -160,7 +160,7 @@ func (s *connSet) drain(ctx context.Context, set map[tracked]bool) error {
 // timeouts end idle connections long before a probe would (HAProxy sets
 // none by default either).
 func acceptLoop(ln net.Listener, gate func(), handle func(net.Conn)) error {
-	rc := queuedAccepts(ln)
+	q := queuedAccepts(ln)
 	var delay time.Duration
 	for {
 		if gate != nil {
@@ -168,10 +168,10 @@ func acceptLoop(ln net.Listener, gate func(), handle func(net.Conn)) error {
 		}
 		var c net.Conn
 		var err error
-		if rc != nil {
-			c, err = acceptQueued(rc)
+		if q != nil {
+			c, err = q.accept()
 		}
-		if c == nil && (rc == nil || err == syscall.EAGAIN) {
+		if c == nil && (q == nil || err == syscall.EAGAIN) {
 			c, err = ln.Accept()
 			if tc, ok := c.(*net.TCPConn); ok {
 				tc.SetKeepAlive(false)
@@ -198,11 +198,11 @@ func acceptLoop(ln net.Listener, gate func(), handle func(net.Conn)) error {
 	}
 }
 
-// queuedAccepts returns ln's socket for acceptQueued, or nil if ln is not
-// a TCP listener or connPoller does not run. The listening socket gets
+// queuedAccepts returns an acceptor of ln's socket, or nil if ln is not a
+// TCP listener or connPoller does not run. The listening socket gets
 // TCP_NODELAY, which the sockets it accepts inherit: small responses leave
 // at once, as on Go's connections, at no system call per connection.
-func queuedAccepts(ln net.Listener) syscall.RawConn {
+func queuedAccepts(ln net.Listener) *queuedAcceptor {
 	tl, ok := ln.(*net.TCPListener)
 	if !ok || !connPoller.running() {
 		return nil
@@ -216,32 +216,43 @@ func queuedAccepts(ln net.Listener) syscall.RawConn {
 	}); cerr != nil || err != nil {
 		return nil
 	}
-	return rc
+	q := &queuedAcceptor{rc: rc}
+	q.fn = q.acceptFD
+	return q
 }
 
-// acceptQueued accepts a connection from listener rc's socket (see
-// queuedAccepts) without waiting: EAGAIN when none is queued.
-func acceptQueued(rc syscall.RawConn) (net.Conn, error) {
-	var fd int
-	var raddr net.Addr
-	var err error
-	if cerr := rc.Control(func(lfd uintptr) {
-		for {
-			fd, raddr, err = accept(int(lfd))
-			if err != syscall.EINTR && err != syscall.ECONNABORTED {
-				return
-			}
+// queuedAcceptor accepts connections straight off a listener's socket.
+// Its function for RawConn.Control, and what that returns, are made once,
+// not once per connection.
+type queuedAcceptor struct {
+	rc    syscall.RawConn
+	fn    func(uintptr) // acceptFD
+	fd    int
+	raddr netip.AddrPort
+	err   error
+}
+
+func (q *queuedAcceptor) acceptFD(lfd uintptr) {
+	for {
+		q.fd, q.raddr, q.err = accept(int(lfd))
+		if q.err != syscall.EINTR && q.err != syscall.ECONNABORTED {
+			return
 		}
-	}); cerr != nil {
-		return nil, cerr
 	}
-	if err == syscall.EAGAIN {
+}
+
+// accept accepts a connection without waiting: EAGAIN when none is queued.
+func (q *queuedAcceptor) accept() (net.Conn, error) {
+	if err := q.rc.Control(q.fn); err != nil {
 		return nil, err
 	}
-	if err != nil {
-		return nil, os.NewSyscallError("accept4", err)
+	if q.err == syscall.EAGAIN {
+		return nil, q.err
 	}
-	return socketConn(fd, nil, raddr), nil
+	if q.err != nil {
+		return nil, os.NewSyscallError("accept4", q.err)
+	}
+	return socketConn(q.fd, netip.AddrPort{}, q.raddr), nil
 }
 
 func isTemporary(err error) bool {

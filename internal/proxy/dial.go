@@ -26,11 +26,21 @@ func dialServer(s *Server, timeout time.Duration) (net.Conn, error) {
 }
 
 // dialSocket opens a TCP connection to s for a relay loop, as dialServer
-// does, and returns its socket.
+// does, and returns its socket: one made at once, as on loopback, never
+// becomes a connection.
 func dialSocket(s *Server, timeout time.Duration) (int, error) {
-	c, err := dialConn(s, timeout)
-	if err != nil {
-		return -1, err
+	var c net.Conn
+	if ap, ok := serverAddr(s); ok {
+		fd, pc, err := connectIP(ap, timeout)
+		if err != nil || pc == nil {
+			return fd, err
+		}
+		c = pc
+	} else {
+		var err error
+		if c, err = dialConn(s, timeout); err != nil {
+			return -1, err
+		}
 	}
 	defer c.Close()
 	return detach(c)
@@ -72,38 +82,65 @@ func dialError(ap netip.AddrPort, err error) error {
 // listens, can pick that very port and meet itself (simultaneous open).
 var errSelfConnect = errors.New("connected to itself")
 
-// dialIP connects a socket to ap. A connection made at once, as on
-// loopback, gives a pollConn not watched yet; one still under way is
-// waited for in connPoller, for up to timeout (zero: no limit).
+// dialIP connects a socket to ap (see connectIP) and returns it as a
+// pollConn, not watched yet if the connection was made at once.
 func dialIP(ap netip.AddrPort, timeout time.Duration) (*pollConn, error) {
+	fd, c, err := connectIP(ap, timeout)
+	if err != nil {
+		return nil, err
+	}
+	if c == nil {
+		c = socketConn(fd, netip.AddrPort{}, ap)
+	}
+	return c, nil
+}
+
+// connectIP connects a socket to ap. A connection made at once, as on
+// loopback, is returned as its bare socket fd (c nil); one still under way
+// is waited for in connPoller, for up to timeout (zero: no limit), and
+// returned as a pollConn (fd -1).
+func connectIP(ap netip.AddrPort, timeout time.Duration) (fd int, c *pollConn, err error) {
 	for tries := 0; ; tries++ {
 		fd, done, err := connectSocket(ap)
 		if err != nil {
-			return nil, dialError(ap, err)
+			return -1, nil, dialError(ap, err)
 		}
-		c := socketConn(fd, nil, net.TCPAddrFromAddrPort(ap))
-		if !done {
-			if err := connPoller.watch(c, true); err != nil {
+		if done {
+			if !selfConnected(fd, ap) {
+				return fd, nil, nil
+			}
+			closeSocket(fd)
+		} else {
+			c := socketConn(fd, netip.AddrPort{}, ap)
+			if err := awaitConnect(c, timeout); err != nil {
 				c.Close()
-				return nil, dialError(ap, err)
+				return -1, nil, dialError(ap, err)
 			}
-			if timeout > 0 {
-				c.SetWriteDeadline(time.Now().Add(timeout))
+			if !selfConnected(fd, ap) {
+				return -1, c, nil
 			}
-			if err := c.connected(); err != nil {
-				c.Close()
-				return nil, dialError(ap, err)
-			}
-			c.SetWriteDeadline(time.Time{})
+			c.Close()
 		}
-		if !selfConnected(fd, ap) {
-			return c, nil
-		}
-		c.Close()
 		if tries == 2 {
-			return nil, dialError(ap, errSelfConnect)
+			return -1, nil, dialError(ap, errSelfConnect)
 		}
 	}
+}
+
+// awaitConnect waits in connPoller for c's connection attempt to end, for
+// up to timeout (zero: no limit).
+func awaitConnect(c *pollConn, timeout time.Duration) error {
+	if err := connPoller.watch(c, true); err != nil {
+		return err
+	}
+	if timeout > 0 {
+		c.SetWriteDeadline(time.Now().Add(timeout))
+	}
+	if err := c.connected(); err != nil {
+		return err
+	}
+	c.SetWriteDeadline(time.Time{})
+	return nil
 }
 
 // selfConnected reports whether socket fd, connected to ap, is connected
@@ -114,12 +151,8 @@ func selfConnected(fd int, ap netip.AddrPort) bool {
 	if p := ap.Port(); p < r[0] || p > r[1] {
 		return false
 	}
-	a, err := localAddr(fd)
-	if err != nil {
-		return false
-	}
-	l, ok := a.(*net.TCPAddr)
-	return ok && l.AddrPort() == netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+	l, err := localAddr(fd)
+	return err == nil && l.Addr().Unmap() == ap.Addr().Unmap() && l.Port() == ap.Port()
 }
 
 // localPorts is the range the kernel picks local ports from (all ports

@@ -206,8 +206,8 @@ func TestAcceptQueued(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rc := queuedAccepts(ln)
-	if rc == nil {
+	q := queuedAccepts(ln)
+	if q == nil {
 		t.Fatal("queuedAccepts refused a TCP listener")
 	}
 	var clients []net.Conn
@@ -221,7 +221,7 @@ func TestAcceptQueued(t *testing.T) {
 	}
 	time.Sleep(20 * time.Millisecond) // all three queued
 	for i, cl := range clients {
-		c, err := acceptQueued(rc)
+		c, err := q.accept()
 		if err != nil {
 			t.Fatalf("connection %d: %v", i, err)
 		}
@@ -237,11 +237,11 @@ func TestAcceptQueued(t *testing.T) {
 		}
 		c.Close()
 	}
-	if c, err := acceptQueued(rc); err != syscall.EAGAIN {
+	if c, err := q.accept(); err != syscall.EAGAIN {
 		t.Errorf("with none queued: %v, %v; want EAGAIN", c, err)
 	}
 	ln.Close()
-	if _, err := acceptQueued(rc); !errors.Is(err, net.ErrClosed) {
+	if _, err := q.accept(); !errors.Is(err, net.ErrClosed) {
 		t.Errorf("from a closed listener: %v, want net.ErrClosed", err)
 	}
 }
@@ -262,7 +262,7 @@ func TestReleaseSocket(t *testing.T) {
 		return fd
 	}
 	fd := dup()
-	c := socketConn(fd, nil, nil)
+	c := socketConn(fd, netip.AddrPort{}, netip.AddrPort{})
 	got, err := c.release()
 	if err != nil || got != fd {
 		t.Fatalf("release = %d, %v; want %d", got, err, fd)
@@ -275,7 +275,7 @@ func TestReleaseSocket(t *testing.T) {
 	if _, err := c.release(); err == nil {
 		t.Error("released twice")
 	}
-	d := socketConn(dup(), nil, nil)
+	d := socketConn(dup(), netip.AddrPort{}, netip.AddrPort{})
 	d.Close()
 	if _, err := d.release(); err == nil {
 		t.Error("a closed socket was released")

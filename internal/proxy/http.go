@@ -319,8 +319,7 @@ func (f *HTTPFrontend) newConn(c net.Conn) *clientConn {
 	c = wrapConn(c)
 	cc := &clientConn{f: f, c: c, raw: c, dl: deadlines{c: c}, br: newConnReader(c),
 		parkedFD: -1, resumeFD: -1, parkIdx: -1}
-	if a, ok := c.RemoteAddr().(*net.TCPAddr); ok {
-		ap := a.AddrPort()
+	if ap := remoteAddrPort(c); ap.IsValid() {
 		cc.setClient(ap.Addr().Unmap())
 	}
 	return cc

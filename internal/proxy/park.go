@@ -76,7 +76,7 @@ func (p *parker) park(cc *clientConn, timeout time.Duration) bool {
 		return false
 	}
 	raw := cc.raw
-	cc.parkedAddr = [2]netip.AddrPort{addrPort(raw.LocalAddr()), addrPort(raw.RemoteAddr())}
+	cc.parkedAddr = [2]netip.AddrPort{localAddrPort(raw), remoteAddrPort(raw)}
 	cc.raw, cc.c, cc.br, cc.dl = nil, nil, nil, deadlines{}
 	cc.parkedFD = int32(fd)
 	p.conns[int32(fd)] = cc
@@ -208,13 +208,13 @@ func (p *parker) local(cc *clientConn) netip.Addr {
 	if cc.raw == nil {
 		return cc.parkedAddr[0].Addr().Unmap()
 	}
-	return addrPort(cc.raw.LocalAddr()).Addr().Unmap()
+	return localAddrPort(cc.raw).Addr().Unmap()
 }
 
 // resume gives a connection coming out of the parker a net.Conn again; it
 // returns false when the connection must close.
 func (p *parker) resume(cc *clientConn) bool {
-	c := adoptSocket(int(cc.resumeFD), tcpAddr(cc.parkedAddr[0]), tcpAddr(cc.parkedAddr[1]))
+	c := adoptSocket(int(cc.resumeFD), cc.parkedAddr[0], cc.parkedAddr[1])
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	cc.resumeFD = -1
@@ -284,10 +284,11 @@ func addrPort(a net.Addr) netip.AddrPort {
 	return netip.AddrPort{}
 }
 
-// tcpAddr is addrPort's inverse; nil for the zero address.
+// tcpAddr is addrPort's inverse: a zero TCP address for the zero value,
+// never nil, as net.Conn's addresses.
 func tcpAddr(ap netip.AddrPort) net.Addr {
 	if !ap.IsValid() {
-		return nil
+		return &net.TCPAddr{}
 	}
 	return net.TCPAddrFromAddrPort(ap)
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"net/netip"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -129,7 +130,7 @@ func wrapConn(c net.Conn) net.Conn {
 	if err != nil {
 		return c
 	}
-	pc := socketConn(fd, tc.LocalAddr(), tc.RemoteAddr())
+	pc := socketConn(fd, addrPort(tc.LocalAddr()), addrPort(tc.RemoteAddr()))
 	if err := connPoller.watch(pc, false); err != nil {
 		closeSocket(fd)
 		return c
@@ -157,15 +158,16 @@ func goConn(c *pollConn) net.Conn {
 // adoptSocket makes a connection of socket fd, which it takes over, with
 // the addresses given: a pollConn, or a Go connection if the poller cannot
 // take it.
-func adoptSocket(fd int, laddr, raddr net.Addr) net.Conn {
+func adoptSocket(fd int, laddr, raddr netip.AddrPort) net.Conn {
 	return wrapConn(socketConn(fd, laddr, raddr))
 }
 
 // socketConn makes a pollConn of socket fd (non-blocking), which it takes
-// over, with the addresses given. It is not watched by connPoller until
+// over, with the addresses given (a local one not given is looked up when
+// first asked for). It is not watched by connPoller until
 // wrapConn (or dialIP, to wait for its connection): an accepted socket
 // that is only relayed never is (see detach).
-func socketConn(fd int, laddr, raddr net.Addr) *pollConn {
+func socketConn(fd int, laddr, raddr netip.AddrPort) *pollConn {
 	c := &pollConn{fd: fd, drained: drainedEmpty, laddr: laddr, raddr: raddr}
 	c.ref.Store(1) // the connection's own reference, until Close
 	return c
@@ -265,8 +267,8 @@ type pollConn struct {
 	mu     sync.Mutex // guards the deadlines' times and timers, and laddr
 	rd, wd deadline
 	// The addresses, as given when c was made; a local address not given
-	// is looked up when first asked for.
-	laddr, raddr net.Addr
+	// is looked up when first asked for (localAddrPort).
+	laddr, raddr netip.AddrPort
 }
 
 const closedRef = 1 << 62
@@ -487,26 +489,36 @@ func (c *pollConn) release() (int, error) {
 	return c.fd, nil
 }
 
-func (c *pollConn) LocalAddr() net.Addr {
+func (c *pollConn) LocalAddr() net.Addr  { return tcpAddr(c.localAddrPort()) }
+func (c *pollConn) RemoteAddr() net.Addr { return tcpAddr(c.raddr) }
+
+// localAddrPort is LocalAddr as a value.
+func (c *pollConn) localAddrPort() netip.AddrPort {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.laddr == nil && c.incref() {
+	if !c.laddr.IsValid() && c.incref() {
 		if a, err := localAddr(c.fd); err == nil {
 			c.laddr = a
 		}
 		c.decref()
 	}
-	return orZero(c.laddr)
+	return c.laddr
 }
 
-func (c *pollConn) RemoteAddr() net.Addr { return orZero(c.raddr) }
-
-// orZero returns a, or a zero TCP address for none: never nil, as net.Conn's.
-func orZero(a net.Addr) net.Addr {
-	if a == nil {
-		return &net.TCPAddr{}
+// localAddrPort and remoteAddrPort return c's addresses as values: a
+// pollConn's without allocating.
+func localAddrPort(c net.Conn) netip.AddrPort {
+	if pc, ok := c.(*pollConn); ok {
+		return pc.localAddrPort()
 	}
-	return a
+	return addrPort(c.LocalAddr())
+}
+
+func remoteAddrPort(c net.Conn) netip.AddrPort {
+	if pc, ok := c.(*pollConn); ok {
+		return pc.raddr
+	}
+	return addrPort(c.RemoteAddr())
 }
 
 func (c *pollConn) SetDeadline(t time.Time) error {

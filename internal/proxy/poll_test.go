@@ -350,7 +350,7 @@ func TestPollConnAddresses(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	la, ra := b.LocalAddr(), b.RemoteAddr()
+	la, ra := localAddrPort(b), remoteAddrPort(b)
 	b.Close()
 	c := adoptSocket(fd, la, ra)
 	defer c.Close()

@@ -49,16 +49,17 @@ type relayLoop struct {
 	// batch's end, and is written then (see pump): each peer gets one
 	// burst per batch rather than a write, and maybe a wake-up, per
 	// event.
-	batching bool
-	batch    []byte
-	used     int // of batch
-	out      []relayOut
-	epoch    time.Time
-	now      time.Duration // the loop's clock (since epoch), read once per batch
-	ended    []*relayPair  // closed while mu is held: finished once it is released
-	timer    *time.Timer   // the idle sweep, armed while there are connections
-	swept    bool          // timer is armed
-	failed   error         // the epoll set failed: no more pairs
+	batching  bool
+	batch     []byte
+	used      int // of batch
+	out       []relayOut
+	epoch     time.Time
+	now       time.Duration // the loop's clock (since epoch), read once per batch
+	ended     []*relayPair  // closed, for the finisher (finishEnded)
+	finishing chan struct{} // wakes the finisher: a buffer of one
+	timer     *time.Timer   // the idle sweep, armed while there are connections
+	swept     bool          // timer is armed
+	failed    error         // the epoll set failed: no more pairs
 }
 
 // relayOut is data read in a batch of events, to be written to dst at its
@@ -77,8 +78,17 @@ type relayPair struct {
 	loop           *relayLoop
 	client, server relaySide
 	closed         bool
-	finish         func(in, out int64)
+	owner          relayOwner
 }
+
+// relayOwner is told that its pair has ended, with the bytes read from the
+// client and from the server.
+type relayOwner interface{ relayed(in, out int64) }
+
+// relayFunc is a function as a relayOwner.
+type relayFunc func(in, out int64)
+
+func (f relayFunc) relayed(in, out int64) { f(in, out) }
 
 // relaySide is one socket of a pair.
 type relaySide struct {
@@ -141,27 +151,27 @@ func (rp *relayPool) get() (*relayLoop, error) {
 // to a relay loop: client's Go connection is closed, and the loop holds
 // the sockets until both directions have ended, a socket fails, a side the
 // relay waits on stays silent beyond its timeout (zero: none), or the pair
-// is shut. Then it closes both and calls finish, in a goroutine of its
-// own, with the bytes read from the client and from the server. If it
+// is shut. Then it closes both and tells owner, in a goroutine of the
+// loop's own, with the bytes read from the client and from the server. If it
 // fails, server is closed.
-func startRelay(client net.Conn, server int, clientTimeout, serverTimeout time.Duration, finish func(in, out int64)) (*relayPair, error) {
+func startRelay(client net.Conn, server int, clientTimeout, serverTimeout time.Duration, owner relayOwner) (*relayPair, error) {
 	l, err := relays.get()
 	if err != nil {
 		closeSocket(server)
 		return nil, err
 	}
-	return l.relay(client, server, clientTimeout, serverTimeout, finish)
+	return l.relay(client, server, clientTimeout, serverTimeout, owner)
 }
 
 // relay is startRelay on loop l.
-func (l *relayLoop) relay(client net.Conn, server int, clientTimeout, serverTimeout time.Duration, finish func(in, out int64)) (*relayPair, error) {
+func (l *relayLoop) relay(client net.Conn, server int, clientTimeout, serverTimeout time.Duration, owner relayOwner) (*relayPair, error) {
 	cfd, err := detach(client)
 	if err != nil {
 		closeSocket(server)
 		return nil, err
 	}
 	client.Close()
-	p := &relayPair{loop: l, finish: finish}
+	p := &relayPair{loop: l, owner: owner}
 	p.client = relaySide{fd: cfd, pair: p, peer: &p.server, timeout: clientTimeout}
 	p.server = relaySide{fd: server, pair: p, peer: &p.client, timeout: serverTimeout}
 	if err := l.add(p); err != nil {
@@ -196,6 +206,7 @@ func newRelayLoop() (*relayLoop, error) {
 	l, err := openRelayLoop()
 	if err == nil {
 		go l.run()
+		go l.finisher()
 	}
 	return l, err
 }
@@ -206,7 +217,8 @@ func openRelayLoop() (*relayLoop, error) {
 	if err != nil {
 		return nil, err
 	}
-	l := &relayLoop{ep: ep, sides: map[int32]*relaySide{}, buf: make([]byte, relayBufSize), batch: make([]byte, relayBatch), epoch: time.Now()}
+	l := &relayLoop{ep: ep, sides: map[int32]*relaySide{}, buf: make([]byte, relayBufSize), batch: make([]byte, relayBatch), epoch: time.Now(),
+		finishing: make(chan struct{}, 1)}
 	l.timer = time.AfterFunc(time.Hour, l.sweep)
 	l.timer.Stop()
 	return l, nil
@@ -249,7 +261,7 @@ func (l *relayLoop) add(p *relayPair) error {
 
 // run handles readiness until the epoll set fails, which it should not.
 func (l *relayLoop) run() {
-	var ended []*relayPair
+	var ended int
 	handle := func(evs []unix.EpollEvent) {
 		l.mu.Lock()
 		l.now = time.Since(l.epoch)
@@ -260,14 +272,14 @@ func (l *relayLoop) run() {
 			}
 		}
 		l.sendBatch()
-		ended = l.takeEnded()
+		ended = len(l.ended)
 		l.mu.Unlock()
 	}
 	for {
-		ended = nil
+		ended = 0
 		err := l.ep.wait(handle)
-		if len(ended) > 0 {
-			go finishAll(ended)
+		if ended > 0 {
+			l.finishEnded()
 		}
 		if err != nil {
 			l.mu.Lock()
@@ -275,9 +287,8 @@ func (l *relayLoop) run() {
 			for _, s := range l.sides {
 				l.close(s.pair)
 			}
-			ended = l.takeEnded()
 			l.mu.Unlock()
-			go finishAll(ended)
+			l.finishEnded()
 			l.ep.close()
 			return
 		}
@@ -434,17 +445,17 @@ func (l *relayLoop) write(s *relaySide, b []byte) int {
 	return w
 }
 
-// close closes both sockets of p (l.mu held); p is finished once l.mu is
-// released (see takeEnded), in a goroutine: finish logs and takes the
-// frontend's locks, and a slow log must not hold up the loop.
+// close closes both sockets of p (l.mu held); its owner is told in the
+// finisher, woken once l.mu is released (finishEnded).
 func (l *relayLoop) close(p *relayPair) {
 	if p.closed {
 		return
 	}
 	p.closed = true
+	// A pair's sockets have no descriptor but the loop's (see detach), so
+	// closing one takes it out of the epoll set too: no EPOLL_CTL_DEL.
 	for _, s := range []*relaySide{&p.client, &p.server} {
 		delete(l.sides, int32(s.fd))
-		epollCtl(l.ep.fd, unix.EPOLL_CTL_DEL, s.fd, nil)
 		closeSocket(s.fd)
 		if s.pend != nil {
 			relayBufs.Put(s.pend)
@@ -454,15 +465,33 @@ func (l *relayLoop) close(p *relayPair) {
 	l.ended = append(l.ended, p)
 }
 
-func (l *relayLoop) takeEnded() []*relayPair {
-	e := l.ended
-	l.ended = nil
-	return e
+// finishEnded has the finisher tell the ended pairs' owners (l.mu not
+// held).
+func (l *relayLoop) finishEnded() {
+	select {
+	case l.finishing <- struct{}{}:
+	default: // it is awake already
+	}
 }
 
-func finishAll(ps []*relayPair) {
-	for _, p := range ps {
-		p.finish(p.client.n, p.server.n)
+// finisher tells the owners of ended pairs, outside the loop: an owner logs
+// and takes its frontend's locks, and a slow log must not hold up the
+// relaying. It ends with the loop, once the epoll set has failed and every
+// pair has been told.
+func (l *relayLoop) finisher() {
+	var ps []*relayPair
+	for range l.finishing {
+		l.mu.Lock()
+		ps, l.ended = l.ended, ps[:0]
+		done := l.failed != nil
+		l.mu.Unlock()
+		for i, p := range ps {
+			p.owner.relayed(p.client.n, p.server.n)
+			ps[i] = nil
+		}
+		if done {
+			return
+		}
 	}
 }
 
@@ -475,14 +504,14 @@ func (l *relayLoop) sweep() {
 			l.close(s.pair)
 		}
 	}
-	ended := l.takeEnded()
+	ended := len(l.ended)
 	l.swept = len(l.sides) > 0
 	if l.swept {
 		l.timer.Reset(relaySweep)
 	}
 	l.mu.Unlock()
-	if len(ended) > 0 {
-		go finishAll(ended)
+	if ended > 0 {
+		l.finishEnded()
 	}
 }
 
@@ -494,8 +523,6 @@ func (s *relaySide) awaited() bool {
 	return s.pend != nil || !s.eof && s.peer.pend == nil
 }
 
-// shut closes the pair now. Its finish runs in a goroutine of its own: the
-// caller may hold locks that finish takes.
 // local returns the client socket's local address (zero once closed).
 func (p *relayPair) local() netip.Addr {
 	p.loop.mu.Lock()
@@ -507,16 +534,18 @@ func (p *relayPair) local() netip.Addr {
 	if err != nil {
 		return netip.Addr{}
 	}
-	return addrPort(a).Addr().Unmap()
+	return a.Addr().Unmap()
 }
 
+// shut closes the pair now. Its owner is told in the loop's finisher: the
+// caller may hold locks that the owner takes.
 func (p *relayPair) shut() {
 	l := p.loop
 	l.mu.Lock()
 	l.close(p)
-	ended := l.takeEnded()
+	ended := len(l.ended)
 	l.mu.Unlock()
-	if len(ended) > 0 {
-		go finishAll(ended)
+	if ended > 0 {
+		l.finishEnded()
 	}
 }

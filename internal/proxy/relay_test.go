@@ -530,7 +530,7 @@ func TestRelayStartsWithWhatIsQueued(t *testing.T) {
 			t.Fatal(err)
 		}
 		finished := make(chan int64, 1)
-		if _, err := startRelay(accepted, sfd, 5*time.Second, 5*time.Second, func(in, out int64) { finished <- in }); err != nil {
+		if _, err := startRelay(accepted, sfd, 5*time.Second, 5*time.Second, relayFunc(func(in, out int64) { finished <- in })); err != nil {
 			t.Fatal(err)
 		}
 		if reset {
@@ -596,7 +596,7 @@ func TestRelayStartsWithMoreThanTheServerTakes(t *testing.T) {
 	}
 	unix.SetsockoptInt(sfd, unix.SOL_SOCKET, unix.SO_SNDBUF, 4096)
 	finished := make(chan int64, 1)
-	p, err := startRelay(accepted, sfd, 5*time.Second, 5*time.Second, func(in, out int64) { finished <- in })
+	p, err := startRelay(accepted, sfd, 5*time.Second, 5*time.Second, relayFunc(func(in, out int64) { finished <- in }))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -630,7 +630,7 @@ func TestRelaySendsQueuedDataAtOnce(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := l.relay(accepted, sfd, 0, 0, func(in, out int64) {})
+	p, err := l.relay(accepted, sfd, 0, 0, relayFunc(func(in, out int64) {}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -676,7 +676,7 @@ func queuedClient(t *testing.T, data string, reset bool) (client *net.TCPConn, a
 
 // Connections that wait in the listener's queue while the frontend is at
 // its limit are relayed like any other once it has room. (They are
-// accepted off the listener's socket, acceptQueued, which
+// accepted off the listener's socket (queuedAcceptor), which
 // TestAcceptQueued tests on its own.)
 func TestRelayQueuedConnections(t *testing.T) {
 	srv := echoServer(t, bytes.ToUpper)

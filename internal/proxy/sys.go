@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"net"
 	"net/netip"
 	"os"
 	"syscall"
@@ -88,23 +87,23 @@ func connect(fd int, ap netip.AddrPort) error {
 // accept accepts a connection queued on listening socket lfd, without
 // waiting, and returns its socket (non-blocking, close-on-exec) and the
 // peer's address.
-func accept(lfd int) (int, net.Addr, error) {
+func accept(lfd int) (int, netip.AddrPort, error) {
 	var sa syscall.RawSockaddrAny
 	n := uint32(syscall.SizeofSockaddrAny)
 	fd, _, e := syscall.RawSyscall6(syscall.SYS_ACCEPT4, uintptr(lfd), uintptr(unsafe.Pointer(&sa)), uintptr(unsafe.Pointer(&n)), syscall.SOCK_NONBLOCK|syscall.SOCK_CLOEXEC, 0, 0)
 	if e != 0 {
-		return -1, nil, e
+		return -1, netip.AddrPort{}, e
 	}
 	return int(fd), sockaddrTCP(&sa), nil
 }
 
 // localAddr returns socket fd's own address.
-func localAddr(fd int) (net.Addr, error) {
+func localAddr(fd int) (netip.AddrPort, error) {
 	var sa syscall.RawSockaddrAny
 	n := uint32(syscall.SizeofSockaddrAny)
 	_, _, e := syscall.RawSyscall(syscall.SYS_GETSOCKNAME, uintptr(fd), uintptr(unsafe.Pointer(&sa)), uintptr(unsafe.Pointer(&n)))
 	if e != 0 {
-		return nil, e
+		return netip.AddrPort{}, e
 	}
 	return sockaddrTCP(&sa), nil
 }
@@ -142,18 +141,18 @@ func putSockaddr(sa *syscall.RawSockaddrAny, ap netip.AddrPort) uintptr {
 	return syscall.SizeofSockaddrInet6
 }
 
-// sockaddrTCP converts a socket address from the kernel to a TCP address
-// (nil for another family).
-func sockaddrTCP(sa *syscall.RawSockaddrAny) net.Addr {
+// sockaddrTCP converts a socket address from the kernel to an address and
+// port, without allocating (invalid for another family).
+func sockaddrTCP(sa *syscall.RawSockaddrAny) netip.AddrPort {
 	switch sa.Addr.Family {
 	case syscall.AF_INET:
 		s := (*syscall.RawSockaddrInet4)(unsafe.Pointer(sa))
-		return &net.TCPAddr{IP: append(net.IP(nil), s.Addr[:]...), Port: getPort(&s.Port)}
+		return netip.AddrPortFrom(netip.AddrFrom4(s.Addr), uint16(getPort(&s.Port)))
 	case syscall.AF_INET6:
 		s := (*syscall.RawSockaddrInet6)(unsafe.Pointer(sa))
-		return &net.TCPAddr{IP: append(net.IP(nil), s.Addr[:]...), Port: getPort(&s.Port)}
+		return netip.AddrPortFrom(netip.AddrFrom16(s.Addr), uint16(getPort(&s.Port)))
 	}
-	return nil
+	return netip.AddrPort{}
 }
 
 // A socket address's port is in network byte order.

@@ -64,12 +64,12 @@ func (f *TCPFrontend) Serve(ln net.Listener) error {
 		}
 	}
 	return acceptLoop(ln, gate, func(c net.Conn) {
-		tc := &tcpConn{c: c}
-		if !f.conns.add(tc) {
+		t := &tcpConn{f: f, c: c, fc: f.cfg.Load()}
+		if !f.conns.add(t) {
 			c.Close()
 			return
 		}
-		go f.serve(tc)
+		go t.serve()
 	})
 }
 
@@ -78,12 +78,22 @@ func (f *TCPFrontend) Shutdown(ctx context.Context) error { return f.conns.shutd
 
 // tcpConn is a client connection: its connection (a pollConn not watched,
 // or a Go connection, see acceptLoop) while its server is chosen, then its
-// pair in a relay loop.
+// pair in a relay loop, and what its end must give back and count.
 type tcpConn struct {
+	f      *TCPFrontend
 	c      net.Conn
 	mu     sync.Mutex // guards pair and closed
 	pair   *relayPair
 	closed bool
+
+	fc       *TCPConfig
+	start    time.Time
+	peer     netip.Addr
+	limiter  *edge.Limiter // acquired for peer
+	b        *Backend
+	srv      *Server // the server relayed to
+	retries  int
+	relaying bool // the relay loop owns the sockets, and ends the connection
 }
 
 func (t *tcpConn) close() {
@@ -104,77 +114,99 @@ func (t *tcpConn) local() netip.Addr {
 	if t.pair != nil {
 		return t.pair.local()
 	}
-	return addrPort(t.c.LocalAddr()).Addr().Unmap()
+	return localAddrPort(t.c).Addr().Unmap()
 }
 func (t *tcpConn) setClosing() {}
 func (t *tcpConn) wake()       { t.close() }
 
-func (f *TCPFrontend) serve(t *tcpConn) {
-	c := t.c
-	var limiter *edge.Limiter
-	var peer netip.Addr
-	// release ends the connection in the frontend: here, unless the relay
-	// loop took it over (then its finish calls release).
-	release := func() {
-		c.Close()
-		if limiter != nil {
-			limiter.Release(peer)
-		}
-		f.conns.remove(t)
+// serve admits the connection, connects it to a server and hands both to
+// a relay loop; whatever fails on the way ends it here.
+func (t *tcpConn) serve() {
+	t.start = time.Now()
+	t.f.Stats.Requests.Add(1)
+	if t.admit() {
+		t.relay()
 	}
-	defer func() {
-		if release != nil {
-			release()
-		}
-	}()
-	start := time.Now()
-	f.Stats.Requests.Add(1)
-	fc := f.cfg.Load()
-	b := fc.Backend
-	if b == nil {
-		return
+	if !t.relaying {
+		t.end()
 	}
-	if a, ok := c.RemoteAddr().(*net.TCPAddr); ok {
-		peer = a.AddrPort().Addr().Unmap()
+}
+
+// admit applies the frontend's ACL and limits to the client.
+func (t *tcpConn) admit() bool {
+	fc := t.fc
+	t.b = fc.Backend
+	if t.b == nil {
+		return false
 	}
-	if fc.ACL != nil && !fc.ACL.AllowConn(peer) {
-		f.Stats.Denied.Add(1)
-		return
+	t.peer = remoteAddrPort(t.c).Addr().Unmap()
+	if fc.ACL != nil && !fc.ACL.AllowConn(t.peer) {
+		t.f.Stats.Denied.Add(1)
+		return false
 	}
 	if fc.Limiter != nil {
-		if ok, _ := fc.Limiter.Allow(peer, start); !ok || !fc.Limiter.Acquire(peer) {
-			f.Stats.RateLimited.Add(1)
-			return
+		if ok, _ := fc.Limiter.Allow(t.peer, t.start); !ok || !fc.Limiter.Acquire(t.peer) {
+			t.f.Stats.RateLimited.Add(1)
+			return false
 		}
-		limiter = fc.Limiter
+		t.limiter = fc.Limiter
 	}
+	return true
+}
+
+// relay connects to a server and starts relaying.
+func (t *tcpConn) relay() {
+	b := t.b
 	bc := b.cfg.Load()
 	b.Stats.Requests.Add(1)
+	sfd, err := t.connect(bc)
+	if err != nil {
+		b.Stats.RespErrors.Add(1)
+		t.f.log(t, 0, 0, err)
+		return
+	}
+	t.srv.observe(nil)
+	t.srv.Stats.Requests.Add(1)
+	t.srv.Active.Add(1)
+	// From here a relay loop owns both sockets, and relayed ends the
+	// connection.
+	t.relaying = true
+	t.mu.Lock()
+	if t.closed {
+		closeSocket(sfd)
+		err = net.ErrClosed
+	} else { // startRelay closes sfd if it fails
+		t.pair, err = startRelay(t.c, sfd, t.fc.TimeoutClient, bc.ServerTimeout, t)
+	}
+	t.mu.Unlock()
+	if err != nil {
+		b.Stats.RespErrors.Add(1)
+		t.finish(0, 0, err)
+	}
+}
+
+// connect picks a server and connects to it, with the backend's retries
+// and redispatch; it sets t.srv and t.retries.
+func (t *tcpConn) connect(bc *BackendConfig) (int, error) {
+	b := t.b
 	var key []byte
 	if bc.HashSource {
-		if a, ok := c.RemoteAddr().(*net.TCPAddr); ok {
-			key = a.IP
-		}
+		key = t.peer.AsSlice()
 	}
-	var (
-		srv, prev *Server
-		sfd       = -1
-		err       error
-		retries   int
-	)
+	var prev *Server
+	var err error
 	for attempt := 0; attempt <= bc.Retries; attempt++ {
 		var avoid *Server
 		if attempt > 0 {
-			retries++
+			t.retries++
 			b.Stats.Retries.Add(1)
 			if bc.Redispatch {
 				avoid = prev
 			}
 		}
-		srv = b.pick(key, avoid)
+		srv := b.pick(key, avoid)
 		if srv == nil {
-			err = errors.New("no server available")
-			break
+			return -1, errors.New("no server available")
 		}
 		if attempt > 0 && srv != prev {
 			b.Stats.Redispatch.Add(1)
@@ -186,72 +218,63 @@ func (f *TCPFrontend) serve(t *tcpConn) {
 			time.Sleep(wait)
 		}
 		prev = srv
+		var sfd int
 		sfd, err = dialSocket(srv, bc.ConnectTimeout)
 		if err == nil && bc.SendProxy != "" {
-			err = sendHeader(sfd, proxyHeader(bc.SendProxy, c))
-			if err != nil {
+			if err = sendHeader(sfd, proxyHeader(bc.SendProxy, t.c)); err != nil {
 				closeSocket(sfd)
-				sfd = -1
 			}
 		}
 		if err == nil {
-			break
+			t.srv = srv
+			return sfd, nil
 		}
 		b.release(srv)
 		b.Stats.ConnErrors.Add(1)
 		srv.Stats.ConnErrors.Add(1)
 		srv.observe(err)
-		srv = nil
 	}
-	if srv == nil || sfd < 0 {
-		b.Stats.RespErrors.Add(1)
-		f.log(fc, c, b, nil, start, 0, 0, retries, err)
-		return
-	}
-	srv.observe(nil)
-	srv.Stats.Requests.Add(1)
-	srv.Active.Add(1)
-	rel := release
-	done := func(in, out int64, err error) {
-		srv.Active.Add(-1)
-		b.release(srv)
-		for _, cs := range []*Counters{&f.Stats, &b.Stats, &srv.Stats} {
-			cs.BytesIn.Add(uint64(in))
-			cs.BytesOut.Add(uint64(out))
-		}
-		f.log(fc, c, b, srv, start, in, out, retries, err)
-		rel()
-	}
-	// From here a relay loop owns both sockets, and the rest of the
-	// connection's bookkeeping is done's.
-	release = nil
-	t.mu.Lock()
-	if t.closed {
-		closeSocket(sfd)
-		err = net.ErrClosed
-	} else { // startRelay closes sfd if it fails
-		t.pair, err = startRelay(c, sfd, fc.TimeoutClient, bc.ServerTimeout, func(in, out int64) { done(in, out, nil) })
-	}
-	t.mu.Unlock()
-	if err != nil {
-		b.Stats.RespErrors.Add(1)
-		done(0, 0, err)
-	}
+	return -1, err
 }
 
-func (f *TCPFrontend) log(fc *TCPConfig, c net.Conn, b *Backend, srv *Server, start time.Time, in, out int64, retries int, err error) {
-	l := fc.AccessLog
+// relayed implements relayOwner: the pair has ended.
+func (t *tcpConn) relayed(in, out int64) { t.finish(in, out, nil) }
+
+// finish counts a relayed connection out of its server and ends it.
+func (t *tcpConn) finish(in, out int64, err error) {
+	srv := t.srv
+	srv.Active.Add(-1)
+	t.b.release(srv)
+	for _, cs := range []*Counters{&t.f.Stats, &t.b.Stats, &srv.Stats} {
+		cs.BytesIn.Add(uint64(in))
+		cs.BytesOut.Add(uint64(out))
+	}
+	t.f.log(t, in, out, err)
+	t.end()
+}
+
+// end gives back what the connection held, and counts it out.
+func (t *tcpConn) end() {
+	t.c.Close()
+	if t.limiter != nil {
+		t.limiter.Release(t.peer)
+	}
+	t.f.conns.remove(t)
+}
+
+func (f *TCPFrontend) log(t *tcpConn, in, out int64, err error) {
+	l := t.fc.AccessLog
 	if l == nil {
 		return
 	}
 	name := "-"
-	if srv != nil {
-		name = srv.Name
+	if t.srv != nil {
+		name = t.srv.Name
 	}
 	attrs := []slog.Attr{
-		slog.String("frontend", f.Name), slog.String("backend", b.Name), slog.String("server", name),
-		slog.String("client", c.RemoteAddr().String()), slog.Int64("bytes_in", in), slog.Int64("bytes_out", out),
-		slog.Int("retries", retries), slog.Duration("total", time.Since(start)),
+		slog.String("frontend", f.Name), slog.String("backend", t.b.Name), slog.String("server", name),
+		slog.String("client", t.c.RemoteAddr().String()), slog.Int64("bytes_in", in), slog.Int64("bytes_out", out),
+		slog.Int("retries", t.retries), slog.Duration("total", time.Since(t.start)),
 	}
 	if err != nil {
 		attrs = append(attrs, slog.String("error", err.Error()))
