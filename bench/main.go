@@ -5,9 +5,11 @@
 // The machine it runs on is usually shared and noisy, so one run per proxy
 // says little: per scenario all the proxies run side by side, and the
 // load visits them in rounds, each round measuring every proxy once, back
-// to back, in an order that rotates from round to round. Each proxy is
-// compared with HAProxy within the same round, and the table gives the
-// median over rounds.
+// to back, in an order that rotates from round to round and runs backwards
+// every other round: a run can be slowed by the one before it (the sockets
+// it left closing), and no proxy may always follow the same one. Each
+// proxy is compared with HAProxy within the same round, and the table
+// gives the median over rounds.
 //
 // -baseline BIN adds a second fulcrum build (an older commit, say) as a
 // fourth proxy, "baseline", configured exactly like fulcrum and measured in
@@ -118,7 +120,7 @@ var scenarios = []scenario{
 
 func main() {
 	dur := flag.Duration("d", 4*time.Second, "duration of each load run")
-	rounds := flag.Int("rounds", 5, "rounds per scenario; each round measures every proxy once, in a rotating order")
+	rounds := flag.Int("rounds", 5, "rounds per scenario; each round measures every proxy once, in a rotating order, backwards every other round")
 	conns := flag.Int("c", 64, "concurrent connections")
 	which := flag.String("scenarios", "http,close,1mib,tcp,tcp-close,tcp-1mib,idle", "comma-separated scenarios: http, close, 1mib, tcp, tcp-close, tcp-1mib, idle")
 	procs := flag.Int("procs", 1, "cores per proxy: GOMAXPROCS, nbthread, worker_processes (and wrk threads)")
@@ -252,7 +254,8 @@ idle connections the ratio of their memory per connection.
 `
 	}
 	fmt.Printf(`Figures are medians over %d interleaved rounds: per scenario the %s proxies run side by side,
-and each round measures every proxy once, back to back, in an order that rotates from round to round.
+and each round measures every proxy once, back to back, in an order that rotates from round to round
+and runs backwards every other round, so that no proxy always follows the same one.
 × is the median of the per-round ratios to HAProxy in the same round; "range" is the lowest and highest
 per-round req/s ratio. CPU µs/req is the proxy's user+system CPU time (workers included) during a run
 divided by the requests wrk completed; "min" is the lowest over rounds, the least disturbed measurement
@@ -320,6 +323,9 @@ func runScenario(o opts, sc scenario, dir string, ports portSet, be1, be2 int) e
 	steal0 := readSteal()
 	for i := range o.rounds {
 		for j := range proxies {
+			if i%2 == 1 {
+				j = len(proxies) - 1 - j
+			}
 			px := proxies[(i+j)%len(proxies)]
 			pid := cmds[px].Process.Pid
 			cpu0 := cpuTicks(pid)
