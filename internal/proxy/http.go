@@ -151,6 +151,7 @@ func (f *HTTPFrontend) run(cc *clientConn, opening bool) {
 	if cc.raw != nil {
 		cc.raw.Close()
 	}
+	cc.recycle()
 	cc.closeEdge()
 	f.conns.remove(cc)
 }
@@ -995,6 +996,17 @@ func (cc *clientConn) writer() *bufio.Writer {
 		cc.bw.Reset(cc.c)
 	}
 	return cc.bw
+}
+
+// recycle gives a closed connection's buffers back to their pools, as a
+// connection going idle does (see serve): a new connection per request
+// would otherwise allocate and clear them anew each time.
+func (cc *clientConn) recycle() {
+	cc.releaseWriter()
+	cc.releaseScratch()
+	if cc.br != nil {
+		cc.br.release()
+	}
 }
 
 // releaseWriter gives the response writer back once it has flushed.
