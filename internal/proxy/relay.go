@@ -85,11 +85,6 @@ type relayPair struct {
 // client and from the server.
 type relayOwner interface{ relayed(in, out int64) }
 
-// relayFunc is a function as a relayOwner.
-type relayFunc func(in, out int64)
-
-func (f relayFunc) relayed(in, out int64) { f(in, out) }
-
 // relaySide is one socket of a pair.
 type relaySide struct {
 	fd   int

@@ -41,6 +41,11 @@ func tcpProxy(t *testing.T, clientTimeout, serverTimeout time.Duration, addrs ..
 	return f, b, serve(t, f)
 }
 
+// relayFunc is a function as a relayOwner.
+type relayFunc func(in, out int64)
+
+func (f relayFunc) relayed(in, out int64) { f(in, out) }
+
 // tcpServer accepts connections on loopback and runs handle on each; it
 // returns the address.
 func tcpServer(t *testing.T, handle func(net.Conn)) string {
