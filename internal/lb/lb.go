@@ -107,7 +107,16 @@ func New(cfg *config.LB, log *slog.Logger, listen Listen) (*LB, error) {
 	if listen == nil {
 		listen = net.Listen
 	}
-	l := &LB{log: log, listen: listen, cfg: cfg}
+	// Frontends wait on their listeners in the proxy's poller (see
+	// proxy.Listener).
+	bind := func(network, addr string) (net.Listener, error) {
+		ln, err := listen(network, addr)
+		if err != nil {
+			return nil, err
+		}
+		return proxy.NewListener(ln), nil
+	}
+	l := &LB{log: log, listen: bind, cfg: cfg}
 	for i := range cfg.Backends {
 		b, err := l.newBackend(cfg.Backends[i])
 		if err != nil {

@@ -18,10 +18,11 @@ import (
 // and returns its address.
 func listenOn(t *testing.T, f interface{ Serve(net.Listener) error }, ip string) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", ip+":0")
+	tl, err := net.Listen("tcp", ip+":0")
 	if err != nil {
 		t.Fatal(err)
 	}
+	ln := NewListener(tl)
 	t.Cleanup(func() { ln.Close() })
 	go f.Serve(ln)
 	return ln.Addr().String()

@@ -153,14 +153,16 @@ func (s *connSet) drain(ctx context.Context, set map[tracked]bool) error {
 //
 // From a TCP listener, connections already queued are accepted straight
 // off its socket, as pollConns not watched yet (see socketConn): Go's
-// Accept would register each with the Go poller and look up its address,
-// only for the frontend to take the socket out again. When none is
-// queued, Go's Accept waits for the next, which is the only way to wait
-// on a Go listener. No connection gets keep-alive probes: the frontends'
-// timeouts end idle connections long before a probe would (HAProxy sets
-// none by default either).
+// Accept would register each with the Go poller, look up its address and
+// make system calls the scheduler is told of, only for the frontend to
+// take the socket out again. When none is queued, a Listener waits in
+// connPoller for the next; another TCP listener waits in Go's Accept,
+// which takes that next connection itself. No connection gets keep-alive
+// probes: the frontends' timeouts end idle connections long before a
+// probe would (HAProxy sets none by default either).
 func acceptLoop(ln net.Listener, gate func(), handle func(net.Conn)) error {
 	q := queuedAccepts(ln)
+	wl, _ := ln.(*Listener)
 	var delay time.Duration
 	for {
 		if gate != nil {
@@ -170,6 +172,14 @@ func acceptLoop(ln net.Listener, gate func(), handle func(net.Conn)) error {
 		var err error
 		if q != nil {
 			c, err = q.accept()
+		}
+		if err == syscall.EAGAIN && wl != nil {
+			select {
+			case <-wl.ready.rch:
+				continue
+			case <-wl.done:
+				return nil
+			}
 		}
 		if c == nil && (q == nil || err == syscall.EAGAIN) {
 			c, err = ln.Accept()
@@ -198,11 +208,59 @@ func acceptLoop(ln net.Listener, gate func(), handle func(net.Conn)) error {
 	}
 }
 
+// Listener is a TCP listener whose frontend waits for its next connection
+// in connPoller rather than in Go's Accept (see acceptLoop). One frontend
+// serves it. Closing it through Close, the only way it may be closed, ends
+// the frontend's Serve.
+type Listener struct {
+	tl    *net.TCPListener
+	q     *queuedAcceptor
+	ready *pollConn // a token when a connection is queued (watchListener)
+	once  sync.Once
+	done  chan struct{} // closed by Close
+}
+
+// NewListener returns ln as a Listener, or ln itself if it is not a TCP
+// listener or connPoller cannot watch it.
+func NewListener(ln net.Listener) net.Listener {
+	q := queuedAccepts(ln)
+	if q == nil {
+		return ln
+	}
+	var w *pollConn
+	var err error
+	if cerr := q.rc.Control(func(fd uintptr) {
+		w, err = connPoller.watchListener(int(fd))
+	}); cerr != nil || err != nil {
+		return ln
+	}
+	return &Listener{tl: ln.(*net.TCPListener), q: q, ready: w, done: make(chan struct{})}
+}
+
+// Close takes the socket out of connPoller, ends Serve and closes the
+// listener.
+func (l *Listener) Close() error {
+	l.once.Do(func() {
+		connPoller.unwatch(l.ready)
+		close(l.done)
+	})
+	return l.tl.Close()
+}
+
+// Accept, Addr, File and SyscallConn are the TCP listener's.
+func (l *Listener) Accept() (net.Conn, error)             { return l.tl.Accept() }
+func (l *Listener) Addr() net.Addr                        { return l.tl.Addr() }
+func (l *Listener) File() (*os.File, error)               { return l.tl.File() }
+func (l *Listener) SyscallConn() (syscall.RawConn, error) { return l.tl.SyscallConn() }
+
 // queuedAccepts returns an acceptor of ln's socket, or nil if ln is not a
 // TCP listener or connPoller does not run. The listening socket gets
 // TCP_NODELAY, which the sockets it accepts inherit: small responses leave
 // at once, as on Go's connections, at no system call per connection.
 func queuedAccepts(ln net.Listener) *queuedAcceptor {
+	if wl, ok := ln.(*Listener); ok {
+		return wl.q
+	}
 	tl, ok := ln.(*net.TCPListener)
 	if !ok || !connPoller.running() {
 		return nil

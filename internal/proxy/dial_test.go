@@ -312,6 +312,49 @@ func TestSelfConnected(t *testing.T) {
 	}
 }
 
+// TestListenerWaitsInPoller: a Listener's connections are accepted off its
+// socket even when the loop had to wait for them, never by Go's Accept;
+// Close ends the loop and closes the port, and a listener that gets the
+// same descriptor afterwards is served as well.
+func TestListenerWaitsInPoller(t *testing.T) {
+	for round := range 2 {
+		tl, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ln := NewListener(tl)
+		if _, ok := ln.(*Listener); !ok {
+			t.Fatalf("NewListener returned a %T", ln)
+		}
+		got := make(chan net.Conn, 1)
+		ended := make(chan error, 1)
+		go func() { ended <- acceptLoop(ln, nil, func(c net.Conn) { got <- c }) }()
+		for i := range 3 {
+			time.Sleep(20 * time.Millisecond) // the loop waits
+			cl, err := net.Dial("tcp", ln.Addr().String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			c := await(t, got, "the connection was not accepted")
+			if _, ok := c.(*pollConn); !ok {
+				t.Errorf("round %d, connection %d: accepted a %T, want a pollConn taken off the socket", round, i, c)
+			}
+			c.Close()
+			cl.Close()
+		}
+		if err := ln.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if err := await(t, ended, "the loop did not end when its listener closed"); err != nil {
+			t.Errorf("the loop ended with %v", err)
+		}
+		if c, err := net.Dial("tcp", ln.Addr().String()); err == nil {
+			c.Close()
+			t.Error("the port still takes connections after Close")
+		}
+	}
+}
+
 // TestAcceptLoopWithoutKeepAlive: a connection that Go's Accept waited
 // for gets no keep-alive probes either.
 func TestAcceptLoopWithoutKeepAlive(t *testing.T) {

@@ -29,7 +29,8 @@ import (
 //
 // Most sockets are accepted or dialled straight into it (acceptLoop,
 // dialServer); one accepted or dialled by Go is taken out of the Go poller
-// into it (wrapConn), so that no socket's events are reported twice.
+// into it (wrapConn), so that no socket's events are reported twice. The
+// frontends' listeners wait in it too (Listener).
 
 // connPoller is the process's one poller of HTTP connections.
 var connPoller poller
@@ -214,6 +215,31 @@ func (p *poller) remove(c *pollConn) {
 	defer p.mu.Unlock()
 	if p.conns[int32(c.fd)] == c {
 		delete(p.conns, int32(c.fd))
+	}
+}
+
+// watchListener puts listening socket fd, which the caller owns, in the
+// poller: the returned pollConn only waits (its rch gets a token when a
+// connection is queued) and is never read, written or closed. unwatch
+// takes it out again, before fd is closed.
+func (p *poller) watchListener(fd int) (*pollConn, error) {
+	c := &pollConn{fd: fd}
+	if err := p.watch(c, false); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// unwatch takes a socket that c does not own (see watchListener) out of
+// the poller, while it is still open: unlike a pollConn's own socket,
+// another descriptor (a listener handed to a new process) may keep it
+// open, and its events coming.
+func (p *poller) unwatch(c *pollConn) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.conns[int32(c.fd)] == c {
+		delete(p.conns, int32(c.fd))
+		epollCtl(p.ep.fd, unix.EPOLL_CTL_DEL, c.fd, nil)
 	}
 }
 

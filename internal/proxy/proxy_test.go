@@ -63,10 +63,11 @@ type frontend interface {
 // and closes the servers' idle connections; it returns the address.
 func serve(t testing.TB, f frontend, servers ...*Server) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	tl, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
+	ln := NewListener(tl) // as the load balancer binds
 	go f.Serve(ln)
 	t.Cleanup(func() {
 		ln.Close()
