@@ -173,15 +173,15 @@ func acceptLoop(ln net.Listener, gate func(), handle func(net.Conn)) error {
 		if q != nil {
 			c, err = q.accept()
 		}
-		if err == syscall.EAGAIN && wl != nil {
-			select {
-			case <-wl.ready.rch:
-				continue
-			case <-wl.done:
-				return nil
+		if q == nil || err == syscall.EAGAIN {
+			if wl != nil {
+				select {
+				case <-wl.ready.rch:
+					continue
+				case <-wl.done:
+					return nil
+				}
 			}
-		}
-		if c == nil && (q == nil || err == syscall.EAGAIN) {
 			c, err = ln.Accept()
 			if tc, ok := c.(*net.TCPConn); ok {
 				tc.SetKeepAlive(false)
@@ -220,9 +220,12 @@ type Listener struct {
 	done  chan struct{} // closed by Close
 }
 
-// NewListener returns ln as a Listener, or ln itself if it is not a TCP
-// listener or connPoller cannot watch it.
+// NewListener returns ln as a Listener, or ln itself if it is one already,
+// is not a TCP listener or connPoller cannot watch it.
 func NewListener(ln net.Listener) net.Listener {
+	if _, ok := ln.(*Listener); ok {
+		return ln
+	}
 	q := queuedAccepts(ln)
 	if q == nil {
 		return ln

@@ -326,6 +326,9 @@ func TestListenerWaitsInPoller(t *testing.T) {
 		if _, ok := ln.(*Listener); !ok {
 			t.Fatalf("NewListener returned a %T", ln)
 		}
+		if again := NewListener(ln); again != ln {
+			t.Error("a Listener wrapped again is not the same Listener")
+		}
 		got := make(chan net.Conn, 1)
 		ended := make(chan error, 1)
 		go func() { ended <- acceptLoop(ln, nil, func(c net.Conn) { got <- c }) }()
