@@ -96,9 +96,13 @@ type relaySide struct {
 	pendData []byte
 	queued   bool // data read in this batch waits for it (see relayOut)
 	readable bool // may have data: read until EAGAIN or a short read
-	hup      bool // the other end shut its writing: read until EOF
-	urgent   bool // it has had urgent data: see socketEvents
-	eof      bool // read to its end (its peer's writing is shut)
+	hup      bool // the other end shut its writing, or failed: read until EOF
+	// fin: the other end shut its writing, and no error has been seen. All
+	// it sent is queued then, so a short read drains it to its end, and
+	// atEnd saves the read that would return EOF.
+	fin, atEnd bool
+	urgent     bool // it has had urgent data: see socketEvents
+	eof        bool // read to its end (its peer's writing is shut)
 	// last is when the socket was last read or written, or the relay began
 	// to wait on it again (loop clock), and timeout how long it may stay
 	// silent while awaited (zero: forever).
@@ -300,6 +304,7 @@ func (l *relayLoop) event(s *relaySide, ev uint32) {
 			return
 		}
 		s.hup = true
+		s.fin = ev&unix.EPOLLERR == 0 && (s.fin || ev&unix.EPOLLRDHUP != 0)
 	}
 	if ev&unix.EPOLLPRI != 0 {
 		s.urgent = true
@@ -327,7 +332,10 @@ func (l *relayLoop) pump(src, dst *relaySide) {
 				buf = l.batch[l.used : l.used+relayBufSize]
 			}
 		}
-		n, err := recv(src.fd, buf)
+		n, err := 0, error(nil)
+		if !src.atEnd {
+			n, err = recv(src.fd, buf)
+		}
 		switch {
 		case err == unix.EINTR:
 			continue
@@ -354,10 +362,15 @@ func (l *relayLoop) pump(src, dst *relaySide) {
 		}
 		src.n += int64(n)
 		src.last = l.now
-		if n < len(buf) && !src.hup && !src.urgent {
-			// A short read drained the socket: it is readable again at
-			// its next edge.
-			src.readable = false
+		if n < len(buf) && !src.urgent {
+			switch {
+			case src.fin:
+				src.atEnd = true
+			case !src.hup:
+				// A short read drained the socket: it is readable again
+				// at its next edge.
+				src.readable = false
+			}
 		}
 		if l.batching {
 			l.used += n

@@ -742,3 +742,70 @@ func TestRelayLoopsStartAfterAFailure(t *testing.T) {
 		l.ep.close()
 	}
 }
+
+// A server's end is known from its FIN event: once the kernel has reported
+// it (EPOLLRDHUP), all the server sent is queued, so a short read drains it
+// and the relay passes the end on without a read to learn it. The event is
+// told here without a FIN behind it, so a relay that read again would find
+// nothing (EAGAIN) and pass no end on. An error reported with it is not
+// trusted so: the relay reads on to learn the error.
+func TestRelayTakesTheEndFromTheEvent(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		ev   uint32
+		end  bool
+	}{
+		{"fin", unix.EPOLLIN | unix.EPOLLRDHUP, true},
+		{"fin and error", unix.EPOLLIN | unix.EPOLLRDHUP | unix.EPOLLERR, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			l, err := openRelayLoop() // not run: events come from the test
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer l.ep.close()
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer ln.Close()
+			front, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer front.Close()
+			c := dialTCP(t, front.Addr().String())
+			accepted, err := front.Accept()
+			if err != nil {
+				t.Fatal(err)
+			}
+			sfd, err := dialSocket(NewServer("s", ln.Addr().String(), 0), time.Second)
+			if err != nil {
+				t.Fatal(err)
+			}
+			p, err := l.relay(accepted, sfd, 0, 0, relayFunc(func(in, out int64) {}))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer func() { l.mu.Lock(); l.close(p); l.mu.Unlock() }()
+			s, err := ln.Accept()
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			s.Write([]byte("answer"))
+			time.Sleep(20 * time.Millisecond) // queued at the relay
+			l.mu.Lock()
+			l.event(&p.server, tc.ev)
+			l.mu.Unlock()
+			c.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
+			got, err := io.ReadAll(c)
+			if string(got) != "answer" {
+				t.Errorf("client got %q, want answer", got)
+			}
+			if ended := err == nil; ended != tc.end {
+				t.Errorf("client's read ended with %v; want the end passed on: %v", err, tc.end)
+			}
+		})
+	}
+}
