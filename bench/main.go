@@ -257,7 +257,8 @@ idle connections the ratio of their memory per connection.
 and each round measures every proxy once, back to back, in an order that rotates from round to round
 and runs backwards every other round, so that no proxy always follows the same one.
 × is the median of the per-round ratios to HAProxy in the same round; "range" is the lowest and highest
-per-round req/s ratio. CPU µs/req is the proxy's user+system CPU time (workers included) during a run
+per-round req/s ratio, and "ahead" the rounds in which the proxy served more requests per second than
+HAProxy. Every round's figures are in rounds.tsv in the output directory. CPU µs/req is the proxy's user+system CPU time (workers included) during a run
 divided by the requests wrk completed; "min" is the lowest over rounds, the least disturbed measurement
 (its × compares the two minima). CPU µs/MB (1 MiB responses) divides by the MiB wrk read instead.
 Steal is the share of CPU time the hypervisor gave to other machines during the scenario.
@@ -352,12 +353,38 @@ func runScenario(o opts, sc scenario, dir string, ports portSet, be1, be2 int) e
 			fmt.Fprintln(os.Stderr, "bench: profile:", err)
 		}
 	}
+	if err := saveRounds(filepath.Join(dir, "rounds.tsv"), sc, o.procs, proxies, rounds); err != nil {
+		return err
+	}
 	printTable(sc, proxies, rounds, rss)
 	if o.baseline != "" {
 		printAB(sc, rounds["fulcrum"], rounds["baseline"])
 	}
 	fmt.Printf("steal during the scenario: %.1f%% of CPU time\n\n", steal)
 	return nil
+}
+
+// saveRounds appends every round's figures for sc, run with procs cores
+// per proxy, to file, a table with a
+// header line, for a reader who wants more than medians: to pool runs, or
+// to see the rounds' spread.
+func saveRounds(file string, sc scenario, procs int, proxies []string, rounds map[string][]result) error {
+	f, err := os.OpenFile(file, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+	if err != nil {
+		return err
+	}
+	if st, err := f.Stat(); err == nil && st.Size() == 0 {
+		fmt.Fprintln(f, "time\tscenario\tprocs\tround\tproxy\treq/s\tp50 µs\tp99 µs\tCPU µs/req\terrors")
+	}
+	now := time.Now().UTC().Format(time.RFC3339)
+	for i := range rounds["haproxy"] {
+		for _, px := range proxies {
+			r := rounds[px][i]
+			fmt.Fprintf(f, "%s\t%s\t%d\t%d\t%s\t%.0f\t%d\t%d\t%.2f\t%s\n", now, sc.name, procs, i+1, px,
+				r.rps, r.p50.Microseconds(), r.p99.Microseconds(), r.cpuPerReq(), r.errors)
+		}
+	}
+	return f.Close()
 }
 
 // printTable prints one scenario's table: per proxy the median of its
@@ -367,8 +394,8 @@ func printTable(sc scenario, proxies []string, rounds map[string][]result, rss m
 	base := rounds["haproxy"]
 	perMB := sc.path == "/1m"
 	fmt.Printf("### %s\n\n", sc.desc)
-	head := "| proxy | req/s | × HAProxy | range × | MB/s | × | p50 | × | p99 | × | CPU µs/req | × | min CPU µs/req | × |"
-	rule := "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+	head := "| proxy | req/s | × HAProxy | range × | ahead | MB/s | × | p50 | × | p99 | × | CPU µs/req | × | min CPU µs/req | × |"
+	rule := "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
 	if perMB {
 		head += " CPU µs/MB | × |"
 		rule += "---:|---:|"
@@ -393,8 +420,18 @@ func printTable(sc scenario, proxies []string, rounds map[string][]result, rss m
 		p99, p99X := fig(result.p99ns)
 		cpu, cpuX := fig(result.cpuPerReq)
 		minCPU := minOf(rs, result.cpuPerReq)
-		fmt.Printf("| %s | %.0f | %.2f | %.2f–%.2f | %.1f | %.2f | %s | %.2f | %s | %.2f | %.1f | %.2f | %.1f | %.2f |",
-			px, rps, rpsX, slices.Min(rpsXs), slices.Max(rpsXs), mbps, mbpsX,
+		ahead := "–"
+		if px != "haproxy" {
+			n := 0
+			for _, x := range rpsXs {
+				if x > 1 {
+					n++
+				}
+			}
+			ahead = fmt.Sprintf("%d/%d", n, len(rpsXs))
+		}
+		fmt.Printf("| %s | %.0f | %.2f | %.2f–%.2f | %s | %.1f | %.2f | %s | %.2f | %s | %.2f | %.1f | %.2f | %.1f | %.2f |",
+			px, rps, rpsX, slices.Min(rpsXs), slices.Max(rpsXs), ahead, mbps, mbpsX,
 			time.Duration(p50).Round(10*time.Microsecond), p50X, time.Duration(p99).Round(10*time.Microsecond), p99X,
 			cpu, cpuX, minCPU, quotient(minCPU, minOf(base, result.cpuPerReq)))
 		if perMB {
