@@ -258,9 +258,9 @@ and each round measures every proxy once, back to back, in an order that rotates
 and runs backwards every other round, so that no proxy always follows the same one.
 × is the median of the per-round ratios to HAProxy in the same round; "range" is the lowest and highest
 per-round req/s ratio, and "ahead" the rounds in which the proxy served more requests per second than
-HAProxy. Every round's figures are in rounds.tsv in the output directory. CPU µs/req is the proxy's user+system CPU time (workers included) during a run
-divided by the requests wrk completed; "min" is the lowest over rounds, the least disturbed measurement
-(its × compares the two minima). CPU µs/MB (1 MiB responses) divides by the MiB wrk read instead.
+HAProxy (every round's figures are in rounds.tsv in the output directory). CPU µs/req is the proxy's
+user+system CPU time (workers included) during a run divided by the requests wrk completed; "min" is
+the lowest over rounds, the least disturbed measurement (its × compares the two minima). CPU µs/MB (1 MiB responses) divides by the MiB wrk read instead.
 Steal is the share of CPU time the hypervisor gave to other machines during the scenario.
 The idle scenario measures each proxy once, alone: memory is not noisy.
 %s
@@ -365,9 +365,8 @@ func runScenario(o opts, sc scenario, dir string, ports portSet, be1, be2 int) e
 }
 
 // saveRounds appends every round's figures for sc, run with procs cores
-// per proxy, to file, a table with a
-// header line, for a reader who wants more than medians: to pool runs, or
-// to see the rounds' spread.
+// per proxy, to file (tab-separated, under a header line), for a reader who
+// wants more than medians: to pool runs, or to see the rounds' spread.
 func saveRounds(file string, sc scenario, procs int, proxies []string, rounds map[string][]result) error {
 	f, err := os.OpenFile(file, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
 	if err != nil {
