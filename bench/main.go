@@ -124,7 +124,7 @@ func main() {
 	conns := flag.Int("c", 64, "concurrent connections")
 	which := flag.String("scenarios", "http,close,1mib,tcp,tcp-close,tcp-1mib,idle", "comma-separated scenarios: http, close, 1mib, tcp, tcp-close, tcp-1mib, idle")
 	procs := flag.Int("procs", 1, "cores per proxy: GOMAXPROCS, nbthread, worker_processes (and wrk threads)")
-	soak := flag.Duration("soak", 0, "instead of the comparison, run fulcrum alone under keep-alive load for this long (e.g. 10m) and print its RSS, and the host's steal, every minute")
+	soak := flag.Duration("soak", 0, "instead of the comparison, run fulcrum alone for this long (e.g. 10m) under the first load -scenarios names (by default HTTP keep-alive; -scenarios tcp for TCP mode) and print its RSS, live heap and the host's steal every minute")
 	prof := flag.Bool("profile", false, "also profile fulcrum under each load: CPU and allocation profiles in -out (go tool pprof)")
 	idle := flag.Int("idle", 10000, "idle keep-alive client connections for the idle scenario (needs 2×idle+200 open files; raised as root)")
 	outDir := flag.String("out", "bench/out", "directory for configs and logs")
@@ -243,7 +243,12 @@ func run(o opts) error {
 	fmt.Printf("backends: nginx (1 worker) on 127.0.0.1:%d and :%d; each proxy on %d core(s); load: wrk -t%d -c%d -d%s; %s\n\n",
 		be1, be2, o.procs, o.procs, o.conns, o.dur, time.Now().UTC().Format(time.RFC3339))
 	if o.soak > 0 {
-		return soakRun(o, dir, ports, be1, be2)
+		for _, sc := range scenarios {
+			if selected(sc.name) {
+				return soakRun(o, sc, dir, ports, be1, be2)
+			}
+		}
+		return fmt.Errorf("-soak: -scenarios %q names no load to soak under (one of http, close, 1mib, tcp, tcp-close, tcp-1mib)", o.which)
 	}
 	count, ab := "three", ""
 	if o.baseline != "" {
@@ -959,27 +964,27 @@ func profile(admin, dir, name string, load func()) error {
 	return nil
 }
 
-// soakRun keeps fulcrum under keep-alive load for o.soak and prints its RSS
-// and live heap each minute: memory that grows with time would show. RSS
+// soakRun keeps fulcrum under scenario sc's load for o.soak and prints its
+// RSS and live heap each minute: memory that grows with time would show. RSS
 // alone can rise for minutes without a leak, as garbage builds up to the
 // collector's first goal; the live heap is read after a collection
 // (liveHeap).
-func soakRun(o opts, dir string, ports portSet, be1, be2 int) error {
+func soakRun(o opts, sc scenario, dir string, ports portSet, be1, be2 int) error {
 	port := ports.free()
-	cmd, err := startProxy("fulcrum", "http", dir, o.fulcrum, port, be1, be2, o.procs, o.maxconn(false))
+	cmd, err := startProxy("fulcrum", sc.mode, dir, o.fulcrum, port, be1, be2, o.procs, o.maxconn(false))
 	if err != nil {
 		return err
 	}
 	defer stop(cmd)
-	url := fmt.Sprintf("http://127.0.0.1:%d/", port)
-	wrk(url, o.procs, o.conns, 5*time.Second, nil) // warm-up
+	url := fmt.Sprintf("http://127.0.0.1:%d%s", port, sc.path)
+	wrk(url, o.procs, o.conns, 5*time.Second, sc.wrk) // warm-up
 	// Steal is printed with the RSS: on a shared host it, not the proxy,
 	// can account for a long run's latency.
 	admin := fmt.Sprintf("127.0.0.1:%d", port+1)
-	fmt.Printf("### soak: %s of keep-alive GETs, %d connections\n\n| elapsed | RSS | live heap | steal since the last line |\n|---:|---:|---:|---:|\n| 0s | %.1f MB | %s | |\n",
-		o.soak, o.conns, float64(rss(cmd.Process.Pid))/1024, liveHeap(admin))
+	fmt.Printf("### soak: %s of %s, %d connections\n\n| elapsed | RSS | live heap | steal since the last line |\n|---:|---:|---:|---:|\n| 0s | %.1f MB | %s | |\n",
+		o.soak, sc.desc, o.conns, float64(rss(cmd.Process.Pid))/1024, liveHeap(admin))
 	done := make(chan result, 1)
-	go func() { r, _ := wrk(url, o.procs, o.conns, o.soak, nil); done <- r }()
+	go func() { r, _ := wrk(url, o.procs, o.conns, o.soak, sc.wrk); done <- r }()
 	tick := time.NewTicker(time.Minute)
 	defer tick.Stop()
 	start := time.Now()
