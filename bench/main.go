@@ -990,15 +990,15 @@ func soakRun(o opts, sc scenario, dir string, ports portSet, be1, be2 int) error
 	start := time.Now()
 	first := readSteal()
 	last := first
-	line := func() {
+	line := func(when string) {
 		now := readSteal()
-		fmt.Printf("| %s | %.1f MB | %s | %.1f%% |\n", time.Since(start).Round(time.Second), float64(rss(cmd.Process.Pid))/1024, liveHeap(admin), now.since(last))
+		fmt.Printf("| %s | %.1f MB | %s | %.1f%% |\n", when, float64(rss(cmd.Process.Pid))/1024, liveHeap(admin), now.since(last))
 		last = now
 	}
 	for {
 		select {
 		case r := <-done:
-			line()
+			line("load ended") // a minute's line may have come just before
 			errs := r.errors
 			if errs == "" {
 				errs = "none"
@@ -1007,7 +1007,7 @@ func soakRun(o opts, sc scenario, dir string, ports portSet, be1, be2 int) error
 				r.rps, r.p99, errs, last.since(first))
 			return nil
 		case <-tick.C:
-			line()
+			line(time.Since(start).Round(time.Second).String())
 		}
 	}
 }
