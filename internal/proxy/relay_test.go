@@ -44,7 +44,7 @@ func tcpProxy(t *testing.T, clientTimeout, serverTimeout time.Duration, addrs ..
 // relayFunc is a function as a relayOwner.
 type relayFunc func(in, out int64)
 
-func (f relayFunc) relayed(in, out int64) { f(in, out) }
+func (f relayFunc) relayed(in, out int64, err error) { f(in, out) }
 
 // tcpServer accepts connections on loopback and runs handle on each; it
 // returns the address.
@@ -807,5 +807,97 @@ func TestRelayTakesTheEndFromTheEvent(t *testing.T) {
 				t.Errorf("client's read ended with %v; want the end passed on: %v", err, tc.end)
 			}
 		})
+	}
+}
+
+// relayFixture returns a client connection, its accepted end and a socket
+// connected to a server, and the server's end: the makings of a pair.
+func relayFixture(t *testing.T) (client net.Conn, accepted net.Conn, sfd int, server net.Conn) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	front, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer front.Close()
+	client = dialTCP(t, front.Addr().String())
+	if accepted, err = front.Accept(); err != nil {
+		t.Fatal(err)
+	}
+	if sfd, err = dialSocket(NewServer("s", ln.Addr().String(), 0), time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if server, err = ln.Accept(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { server.Close() })
+	server.SetDeadline(time.Now().Add(5 * time.Second))
+	return client, accepted, sfd, server
+}
+
+// A pair handed to a loop busy with a batch of events does not wait for the
+// batch to end: the loop takes it in at its next batch, and relays what
+// the client had sent and what follows.
+func TestRelayTakesPairsInWhileBusy(t *testing.T) {
+	l, err := newRelayLoop()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.ep.close()
+	client, accepted, sfd, server := relayFixture(t)
+	client.Write([]byte("hello"))
+	l.mu.Lock() // busy
+	done := make(chan error, 1)
+	go func() {
+		_, err := l.relay(accepted, sfd, 0, 0, relayFunc(func(in, out int64) {}))
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(2 * time.Second):
+		l.mu.Unlock()
+		t.Fatal("handing a pair to a busy loop waited for the loop")
+	}
+	l.mu.Unlock()
+	b := make([]byte, 5)
+	if _, err := io.ReadFull(server, b); err != nil || string(b) != "hello" {
+		t.Fatalf("server got %q, %v; want hello", b, err)
+	}
+	server.Write([]byte("back"))
+	if _, err := io.ReadFull(client, b[:4]); err != nil || string(b[:4]) != "back" {
+		t.Fatalf("client got %q, %v; want back", b[:4], err)
+	}
+}
+
+// A pair the loop cannot watch is handed back with the error, whether the
+// loop was idle or busy: the caller still owns its sockets, and closes them.
+func TestRelayHandsBackAPairItCannotWatch(t *testing.T) {
+	for _, busy := range []bool{false, true} {
+		l, err := openRelayLoop()
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, accepted, sfd, _ := relayFixture(t)
+		l.ep.close() // watching fails
+		if busy {
+			l.mu.Lock()
+		}
+		p, err := l.relay(accepted, sfd, 0, 0, relayFunc(func(in, out int64) {}))
+		if busy {
+			l.mu.Unlock()
+		}
+		if err == nil || p != nil {
+			t.Errorf("busy %v: relay() = %v, %v; want an error", busy, p, err)
+		}
+		if len(l.arrivals) != 0 || len(l.sides) != 0 {
+			t.Errorf("busy %v: the loop kept the pair: %d arrivals, %d sides", busy, len(l.arrivals), len(l.sides))
+		}
 	}
 }

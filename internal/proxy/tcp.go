@@ -238,7 +238,12 @@ func (t *tcpConn) connect(bc *BackendConfig) (int, error) {
 }
 
 // relayed implements relayOwner: the pair has ended.
-func (t *tcpConn) relayed(in, out int64) { t.finish(in, out, nil) }
+func (t *tcpConn) relayed(in, out int64, err error) {
+	if err != nil {
+		t.b.Stats.RespErrors.Add(1)
+	}
+	t.finish(in, out, err)
+}
 
 // finish counts a relayed connection out of its server and ends it.
 func (t *tcpConn) finish(in, out int64, err error) {
