@@ -764,35 +764,12 @@ func TestRelayTakesTheEndFromTheEvent(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer l.ep.close()
-			ln, err := net.Listen("tcp", "127.0.0.1:0")
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer ln.Close()
-			front, err := net.Listen("tcp", "127.0.0.1:0")
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer front.Close()
-			c := dialTCP(t, front.Addr().String())
-			accepted, err := front.Accept()
-			if err != nil {
-				t.Fatal(err)
-			}
-			sfd, err := dialSocket(NewServer("s", ln.Addr().String(), 0), time.Second)
-			if err != nil {
-				t.Fatal(err)
-			}
+			c, accepted, sfd, s := relayFixture(t)
 			p, err := l.relay(accepted, sfd, 0, 0, relayFunc(func(in, out int64) {}))
 			if err != nil {
 				t.Fatal(err)
 			}
 			defer func() { l.mu.Lock(); l.close(p); l.mu.Unlock() }()
-			s, err := ln.Accept()
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer s.Close()
 			s.Write([]byte("answer"))
 			time.Sleep(20 * time.Millisecond) // queued at the relay
 			l.mu.Lock()
