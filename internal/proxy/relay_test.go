@@ -295,8 +295,10 @@ func TestRelayIdleTimeout(t *testing.T) {
 	_, _, addr := tcpProxy(t, timeout, 5*time.Second, srv)
 
 	t.Run("silent", func(t *testing.T) {
-		c := dialTCP(t, addr)
+		// From before the dial: the proxy may take the connection in
+		// before this goroutine runs again after the dial.
 		start := time.Now()
+		c := dialTCP(t, addr)
 		n, err := c.Read(make([]byte, 1))
 		took := time.Since(start)
 		if n != 0 || err == nil || isTimeout(err) {
