@@ -248,7 +248,11 @@ func run(o opts) error {
 				return soakRun(o, sc, dir, ports, be1, be2)
 			}
 		}
-		return fmt.Errorf("-soak: -scenarios %q names no load to soak under (one of http, close, 1mib, tcp, tcp-close, tcp-1mib)", o.which)
+		var loads []string
+		for _, sc := range scenarios {
+			loads = append(loads, sc.name)
+		}
+		return fmt.Errorf("-soak: -scenarios %q names no load to soak under (one of %s)", o.which, strings.Join(loads, ", "))
 	}
 	count, ab := "three", ""
 	if o.baseline != "" {
@@ -265,7 +269,8 @@ and runs backwards every other round, so that no proxy always follows the same o
 per-round req/s ratio, and "ahead" the rounds in which the proxy served more requests per second than
 HAProxy (every round's figures are in rounds.tsv in the output directory). CPU µs/req is the proxy's
 user+system CPU time (workers included) during a run divided by the requests wrk completed; "min" is
-the lowest over rounds, the least disturbed measurement (its × compares the two minima). CPU µs/MB (1 MiB responses) divides by the MiB wrk read instead.
+the lowest over rounds, the least disturbed measurement (its × compares the two minima). CPU µs/MB
+(1 MiB responses) divides by the MiB wrk read instead.
 Steal is the share of CPU time the hypervisor gave to other machines during the scenario.
 The idle scenario measures each proxy once, alone: memory is not noisy.
 %s
