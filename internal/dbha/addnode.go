@@ -48,7 +48,7 @@ func (l *Local) AddNode(ctx context.Context) (LocalNode, error) {
 	if err := os.MkdirAll(n.Dir, 0o700); err != nil {
 		return n, err
 	}
-	if err := installDB(ctx, n.dataDir()); err != nil {
+	if err := installDB(ctx, n); err != nil {
 		return n, err
 	}
 	l.mu.Lock()

@@ -109,6 +109,11 @@ func (n LocalNode) errLog() string   { return filepath.Join(n.Dir, "error.log") 
 func (n LocalNode) certFile() string { return filepath.Join(n.Dir, "server-cert.pem") }
 func (n LocalNode) keyFile() string  { return filepath.Join(n.Dir, "server-key.pem") }
 
+// tmpDir is the node's own: a mariadbd deletes every #sql file in its
+// tmpdir when it starts, so in a shared /tmp one server starting would
+// delete the temporary tables of the others as they run.
+func (n LocalNode) tmpDir() string { return filepath.Join(n.Dir, "tmp") }
+
 // localState is cluster.json: what Dir holds, so that start, stop and manage
 // agree across processes.
 type localState struct {
@@ -451,7 +456,7 @@ func (l *Local) create(ctx context.Context, cfg LocalConfig) error {
 	if err := os.MkdirAll(first.Dir, 0o700); err != nil {
 		return err
 	}
-	if err := installDB(ctx, first.dataDir()); err != nil {
+	if err := installDB(ctx, first); err != nil {
 		return err
 	}
 	l.log.Info("data directory initialised", "node", first.Name)
@@ -473,7 +478,11 @@ func (l *Local) create(ctx context.Context, cfg LocalConfig) error {
 	return l.bootstrap(ctx)
 }
 
-func installDB(ctx context.Context, dataDir string) error {
+func installDB(ctx context.Context, n LocalNode) error {
+	dataDir := n.dataDir()
+	if err := os.MkdirAll(n.tmpDir(), 0o700); err != nil {
+		return err
+	}
 	var err error
 	for try := 0; try < 2; try++ {
 		if try > 0 {
@@ -483,7 +492,7 @@ func installDB(ctx context.Context, dataDir string) error {
 		}
 		cmd := exec.CommandContext(ctx, "mariadb-install-db", "--no-defaults", "--datadir="+dataDir,
 			"--user=root", "--auth-root-authentication-method=normal", "--skip-test-db",
-			"--innodb-log-file-size=8M", "--innodb-buffer-pool-size=16M")
+			"--tmpdir="+n.tmpDir(), "--innodb-log-file-size=8M", "--innodb-buffer-pool-size=16M")
 		out, runErr := cmd.CombinedOutput()
 		if runErr == nil {
 			return nil
@@ -534,7 +543,7 @@ func (l *Local) serverArgs(n LocalNode) []string {
 	return append([]string{
 		"--no-defaults", "--datadir=" + n.dataDir(), "--socket=" + n.socket(),
 		"--port=" + strconv.Itoa(n.Port), "--bind-address=" + host, "--user=root",
-		"--pid-file=" + n.pidFile(), "--log-error=" + n.errLog(),
+		"--pid-file=" + n.pidFile(), "--log-error=" + n.errLog(), "--tmpdir=" + n.tmpDir(),
 		"--server-id=" + strconv.Itoa(n.ServerID),
 		"--log-bin=mysql-bin", "--relay-log=relay-bin", "--log-slave-updates",
 		"--binlog-format=ROW", "--gtid-strict-mode=1", "--sync-binlog=1",
@@ -614,6 +623,10 @@ func (l *Local) StartNode(ctx context.Context, name string) error {
 	}
 	if l.pidOf(n) == 0 {
 		if err := l.certify(n); err != nil {
+			return err
+		}
+		// A directory made before nodes had a tmpdir of their own.
+		if err := os.MkdirAll(n.tmpDir(), 0o700); err != nil {
 			return err
 		}
 		cmd := exec.Command("mariadbd", l.serverArgs(n)...)

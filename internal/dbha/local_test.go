@@ -50,6 +50,21 @@ func TestLocalClusterStartRestart(t *testing.T) {
 	if _, err := app.ExecContext(ctx, "INSERT INTO t VALUES (1, 'one')"); err != nil {
 		t.Fatal(err)
 	}
+	// A temporary table's files are in the node's own tmpdir, where no
+	// other mariadbd starting deletes them (it deletes #sql files in its
+	// tmpdir, and /tmp is every server's by default).
+	conn, err := app.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.ExecContext(ctx, "CREATE TEMPORARY TABLE scratch (a INT) ENGINE=Aria"); err != nil {
+		t.Fatal(err)
+	}
+	if files, _ := filepath.Glob(filepath.Join(nodes[0].Dir, "tmp", "#sql*")); len(files) == 0 {
+		t.Errorf("no #sql file in %s after CREATE TEMPORARY TABLE: the node's temporary tables are elsewhere", filepath.Join(nodes[0].Dir, "tmp"))
+	}
+	conn.Close()
+
 	// The application user cannot write to a replica (1290), nor escalate.
 	rep := openAs(t, nodes[1].Addr, c.AppUser, c.AppPassword, c.Database)
 	waitFor(t, 5*time.Second, "row on replica", func() bool {

@@ -46,8 +46,8 @@ func newMariaDB(t *testing.T, serverID int, extra ...string) *mariadb {
 	bins := testenv.Program(t, "mariadb-install-db", "mariadbd")
 	dir := t.TempDir()
 	data := filepath.Join(dir, "data")
-	// A private tmpdir: bootstrap temporary tables in a shared /tmp have
-	// been seen to collide with other instances and crash the install.
+	// A private tmpdir: a mariadbd deletes every #sql file in its tmpdir
+	// as it starts, so in a shared /tmp it deletes other servers' tables.
 	tmp := filepath.Join(dir, "tmp")
 	if err := os.Mkdir(tmp, 0o700); err != nil {
 		t.Fatal(err)
