@@ -761,17 +761,7 @@ func TestRelayTakesTheEndFromTheEvent(t *testing.T) {
 		{"fin and error", unix.EPOLLIN | unix.EPOLLRDHUP | unix.EPOLLERR, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			l, err := openRelayLoop() // not run: events come from the test
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer l.ep.close()
-			c, accepted, sfd, s := relayFixture(t)
-			p, err := l.relay(accepted, sfd, 0, 0, relayFunc(func(in, out int64) {}))
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer func() { l.mu.Lock(); l.close(p); l.mu.Unlock() }()
+			l, p, c, s := handDrivenPair(t)
 			s.Write([]byte("answer"))
 			time.Sleep(20 * time.Millisecond) // queued at the relay
 			l.mu.Lock()
@@ -787,6 +777,63 @@ func TestRelayTakesTheEndFromTheEvent(t *testing.T) {
 			}
 		})
 	}
+}
+
+// A server that answers and closes before the relay reads it gets its
+// answer and its end to the client in one packet, as it sent them: the
+// client has one segment to take in and acknowledge, not two.
+func TestRelaySendsTheEndWithTheLastData(t *testing.T) {
+	l, p, c, s := handDrivenPair(t)
+	s.Write([]byte("answer"))
+	s.(*net.TCPConn).CloseWrite()
+	time.Sleep(20 * time.Millisecond) // both queued at the relay
+	segsIn := func() uint32 {
+		t.Helper()
+		raw, err := c.(*net.TCPConn).SyscallConn()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var info *unix.TCPInfo
+		raw.Control(func(fd uintptr) { info, err = unix.GetsockoptTCPInfo(int(fd), unix.IPPROTO_TCP, unix.TCP_INFO) })
+		if err != nil {
+			t.Fatal(err)
+		}
+		return info.Segs_in
+	}
+	before := segsIn()
+	l.mu.Lock()
+	l.event(&p.server, unix.EPOLLIN|unix.EPOLLRDHUP)
+	l.mu.Unlock()
+	c.SetReadDeadline(time.Now().Add(time.Second))
+	got, err := io.ReadAll(c)
+	if string(got) != "answer" || err != nil {
+		t.Fatalf("client got %q, %v; want answer and its end", got, err)
+	}
+	if n := segsIn() - before; n != 1 {
+		t.Errorf("the answer and the end reached the client in %d segments, want 1", n)
+	}
+}
+
+// handDrivenPair returns a relay loop that is not run, so that its events
+// come from the test, relaying a pair between client c and server s.
+func handDrivenPair(t *testing.T) (l *relayLoop, p *relayPair, c, s net.Conn) {
+	t.Helper()
+	l, err := openRelayLoop()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, accepted, sfd, s := relayFixture(t)
+	if p, err = l.relay(accepted, sfd, 0, 0, relayFunc(func(in, out int64) {})); err != nil {
+		l.ep.close()
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		l.mu.Lock()
+		l.close(p)
+		l.mu.Unlock()
+		l.ep.close()
+	})
+	return l, p, c, s
 }
 
 // relayFixture returns a client connection, its accepted end and a socket

@@ -29,8 +29,11 @@ func recv(fd int, p []byte) (int, error) {
 	return int(n), nil
 }
 
-func send(fd int, p []byte) (int, error) {
-	n, _, e := syscall.RawSyscall6(syscall.SYS_SENDTO, uintptr(fd), uintptr(unsafe.Pointer(unsafe.SliceData(p))), uintptr(len(p)), unix.MSG_NOSIGNAL, 0, 0)
+func send(fd int, p []byte) (int, error) { return sendFlags(fd, p, 0) }
+
+// sendFlags is send with more flags, such as MSG_MORE.
+func sendFlags(fd int, p []byte, flags int) (int, error) {
+	n, _, e := syscall.RawSyscall6(syscall.SYS_SENDTO, uintptr(fd), uintptr(unsafe.Pointer(unsafe.SliceData(p))), uintptr(len(p)), uintptr(flags|unix.MSG_NOSIGNAL), 0, 0)
 	if e != 0 {
 		return 0, e
 	}
