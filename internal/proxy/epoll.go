@@ -61,11 +61,16 @@ const socketEvents = unix.EPOLLIN | unix.EPOLLOUT | unix.EPOLLRDHUP | unix.EPOLL
 // watch adds socket fd to the set, or with mod re-arms it; tag comes back
 // in its events' Pad.
 func (e *epollSet) watch(fd int, tag int32, mod bool) error {
+	return e.watchFor(fd, socketEvents, tag, mod)
+}
+
+// watchFor is watch for the given events (socketEvents or fewer).
+func (e *epollSet) watchFor(fd int, events uint32, tag int32, mod bool) error {
 	op := unix.EPOLL_CTL_ADD
 	if mod {
 		op = unix.EPOLL_CTL_MOD
 	}
-	ev := unix.EpollEvent{Events: socketEvents, Fd: int32(fd), Pad: tag}
+	ev := unix.EpollEvent{Events: events, Fd: int32(fd), Pad: tag}
 	return epollCtl(e.fd, op, fd, &ev)
 }
 

@@ -117,6 +117,11 @@ type relaySide struct {
 	fin, atEnd bool
 	urgent     bool // it has had urgent data: see socketEvents
 	eof        bool // read to its end (its peer's writing is shut)
+	// room: the socket is watched for room to write (EPOLLOUT). A pair
+	// taken in at once is not, until a write would block: the readiness a
+	// writable socket reports as it is watched, and every later wake-up
+	// for room, would be work for nothing, in the kernel as in the loop.
+	room bool
 	// last is when the socket was last read or written, or the relay began
 	// to wait on it again (loop clock), and timeout how long it may stay
 	// silent while awaited (zero: forever).
@@ -263,7 +268,10 @@ func (l *relayLoop) add(p *relayPair) error {
 		l.amu.Unlock()
 		return err
 	}
-	l.arrivals = append(l.arrivals, p) // before its sockets can report
+	// Watched for room, its sockets report at once and wake the loop. Set
+	// before the loop can take it in, and before they can report.
+	p.client.room, p.server.room = true, true
+	l.arrivals = append(l.arrivals, p)
 	l.amu.Unlock()
 	err := l.watch(p)
 	if err == nil {
@@ -292,14 +300,24 @@ func (l *relayLoop) add(p *relayPair) error {
 // watch adds p's sockets to the epoll set; if the second fails, the first
 // is taken out again.
 func (l *relayLoop) watch(p *relayPair) error {
-	if err := l.ep.watch(p.client.fd, 0, false); err != nil {
+	if err := l.watchSide(&p.client, false); err != nil {
 		return err
 	}
-	if err := l.ep.watch(p.server.fd, 0, false); err != nil {
+	if err := l.watchSide(&p.server, false); err != nil {
 		epollCtl(l.ep.fd, unix.EPOLL_CTL_DEL, p.client.fd, nil)
 		return err
 	}
 	return nil
+}
+
+// watchSide adds s to the epoll set, or with mod re-arms it, for what it
+// is to be watched for.
+func (l *relayLoop) watchSide(s *relaySide, mod bool) error {
+	ev := uint32(socketEvents)
+	if !s.room {
+		ev &^= unix.EPOLLOUT
+	}
+	return l.ep.watchFor(s.fd, ev, 0, mod)
 }
 
 // takeIn starts relaying p, whose sockets are watched (l.mu held).
@@ -429,7 +447,7 @@ func (l *relayLoop) pump(src, dst *relaySide) {
 		case err == unix.EAGAIN:
 			src.readable = false
 			if src.urgent {
-				l.ep.watch(src.fd, 0, true) // see socketEvents
+				l.watchSide(src, true) // see socketEvents
 			}
 			return
 		case err != nil:
@@ -534,6 +552,15 @@ func (l *relayLoop) write(s *relaySide, b []byte) int {
 			continue
 		}
 		if err == unix.EAGAIN {
+			if !s.room {
+				// Re-armed for room, the socket reports it at once if
+				// some was made since the write.
+				s.room = true
+				if l.watchSide(s, true) != nil {
+					l.close(s.pair)
+					return -1
+				}
+			}
 			break
 		}
 		if err != nil {

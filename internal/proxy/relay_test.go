@@ -814,6 +814,22 @@ func TestRelaySendsTheEndWithTheLastData(t *testing.T) {
 	}
 }
 
+// A pair taken in by an idle loop is not watched for room to write until a
+// write blocks: its sockets, writable from the start, report nothing, so
+// the loop has nothing to wake for. (Writes that block and resume when
+// room is made: TestRelayBothWaysWithBackpressure.)
+func TestRelayWatchesForRoomOnlyOnceBlocked(t *testing.T) {
+	l, _, _, _ := handDrivenPair(t)
+	evs := make([]unix.EpollEvent, 8)
+	n, err := epollReady(l.ep.fd, evs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ev := range evs[:n] {
+		t.Errorf("socket %d of an idle pair reported %#x", ev.Fd, ev.Events)
+	}
+}
+
 // handDrivenPair returns a relay loop that is not run, so that its events
 // come from the test, relaying a pair between client c and server s.
 func handDrivenPair(t *testing.T) (l *relayLoop, p *relayPair, c, s net.Conn) {
