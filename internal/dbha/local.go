@@ -96,7 +96,8 @@ type LocalNode struct {
 	ServerID int    `json:"server_id"`
 	// Addr is host:port.
 	Addr string `json:"addr"`
-	// Dir holds the node's data directory, socket, pid file and error log.
+	// Dir holds the node's data directory, socket, pid file, error log
+	// and tmpdir.
 	Dir string `json:"dir"`
 	// NetNS is the network namespace the node runs in ("": this one).
 	NetNS string `json:"netns,omitempty"`

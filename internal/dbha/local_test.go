@@ -52,18 +52,19 @@ func TestLocalClusterStartRestart(t *testing.T) {
 	}
 	// A temporary table's files are in the node's own tmpdir, where no
 	// other mariadbd starting deletes them (it deletes #sql files in its
-	// tmpdir, and /tmp is every server's by default).
+	// tmpdir, by default $TMPDIR or /tmp, shared by every server).
 	conn, err := app.Conn(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer conn.Close()
 	if _, err := conn.ExecContext(ctx, "CREATE TEMPORARY TABLE scratch (a INT) ENGINE=Aria"); err != nil {
 		t.Fatal(err)
 	}
 	if files, _ := filepath.Glob(filepath.Join(nodes[0].Dir, "tmp", "#sql*")); len(files) == 0 {
 		t.Errorf("no #sql file in %s after CREATE TEMPORARY TABLE: the node's temporary tables are elsewhere", filepath.Join(nodes[0].Dir, "tmp"))
 	}
-	conn.Close()
+	conn.Close() // the temporary table goes with it
 
 	// The application user cannot write to a replica (1290), nor escalate.
 	rep := openAs(t, nodes[1].Addr, c.AppUser, c.AppPassword, c.Database)

@@ -47,7 +47,8 @@ func newEpollSet(name string, batch int) (*epollSet, error) {
 // socketEvents are what the HTTP poller and the TCP relay watch a socket
 // for: data, room, the peer's shutdown and urgent data, edge-triggered (an
 // event means the socket became readable or writable since it last
-// reported EAGAIN).
+// reported EAGAIN). The relay leaves out room until a write blocks (see
+// relaySide.room).
 //
 // Urgent data, TCP's out-of-band byte, bends that rule twice. A read stops
 // at its mark short of what is queued; and a read that starts at the mark
@@ -55,7 +56,7 @@ func newEpollSet(name string, batch int) (*epollSet, error) {
 // pending, as Go's runtime sends its threads to preempt them. No edge
 // follows for what was already queued. So once a socket has reported
 // EPOLLPRI, a short read is not taken to mean it is drained, and EAGAIN
-// re-arms it (watch with mod): the set then reports whatever is queued.
+// re-arms it (with mod): the set then reports whatever is queued.
 const socketEvents = unix.EPOLLIN | unix.EPOLLOUT | unix.EPOLLRDHUP | unix.EPOLLPRI | unix.EPOLLET
 
 // watch adds socket fd to the set, or with mod re-arms it; tag comes back

@@ -121,6 +121,7 @@ type relaySide struct {
 	// taken in at once is not, until a write would block: the readiness a
 	// writable socket reports as it is watched, and every later wake-up
 	// for room, would be work for nothing, in the kernel as in the loop.
+	// Once set, it stays.
 	room bool
 	// last is when the socket was last read or written, or the relay began
 	// to wait on it again (loop clock), and timeout how long it may stay

@@ -763,7 +763,7 @@ func TestRelayTakesTheEndFromTheEvent(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			l, p, c, s := handDrivenPair(t)
 			s.Write([]byte("answer"))
-			time.Sleep(20 * time.Millisecond) // queued at the relay
+			awaitQueued(t, p.server.fd, 6, false)
 			l.mu.Lock()
 			l.event(&p.server, tc.ev)
 			l.mu.Unlock()
@@ -786,7 +786,7 @@ func TestRelaySendsTheEndWithTheLastData(t *testing.T) {
 	l, p, c, s := handDrivenPair(t)
 	s.Write([]byte("answer"))
 	s.(*net.TCPConn).CloseWrite()
-	time.Sleep(20 * time.Millisecond) // both queued at the relay
+	awaitQueued(t, p.server.fd, 6, true)
 	segsIn := func() uint32 {
 		t.Helper()
 		raw, err := c.(*net.TCPConn).SyscallConn()
@@ -827,6 +827,71 @@ func TestRelayWatchesForRoomOnlyOnceBlocked(t *testing.T) {
 	}
 	for _, ev := range evs[:n] {
 		t.Errorf("socket %d of an idle pair reported %#x", ev.Fd, ev.Events)
+	}
+}
+
+// Once a write blocks, its socket is watched for room, and reports it when
+// the far end reads.
+func TestRelayWatchesForRoomOnceAWriteBlocks(t *testing.T) {
+	l, p, c, s := handDrivenPair(t)
+	// Small buffers toward the server, so that a write blocks soon.
+	if err := unix.SetsockoptInt(p.server.fd, unix.SOL_SOCKET, unix.SO_SNDBUF, 4096); err != nil {
+		t.Fatal(err)
+	}
+	s.(*net.TCPConn).SetReadBuffer(4096)
+	go c.Write(make([]byte, 4<<20)) // ends when the test closes c
+	for i := 0; p.server.pend == nil; i++ {
+		if i == 100 {
+			t.Fatal("no write to the server blocked")
+		}
+		awaitQueued(t, p.client.fd, 1, false)
+		l.mu.Lock()
+		l.event(&p.client, unix.EPOLLIN)
+		l.mu.Unlock()
+	}
+	roomReported := func() bool {
+		evs := make([]unix.EpollEvent, 8)
+		n, err := epollReady(l.ep.fd, evs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, ev := range evs[:n] {
+			if int(ev.Fd) == p.server.fd && ev.Events&unix.EPOLLOUT != 0 {
+				return true
+			}
+		}
+		return false
+	}
+	roomReported() // whatever came before the server read
+	go io.Copy(io.Discard, s)
+	deadline := time.Now().Add(5 * time.Second)
+	for !roomReported() {
+		if time.Now().After(deadline) {
+			t.Fatal("the server read, and its socket at the relay never reported room")
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// awaitQueued waits until socket fd has n bytes to read and, with fin, the
+// peer's end.
+func awaitQueued(t *testing.T, fd, n int, fin bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		q, err := unix.IoctlGetInt(fd, unix.SIOCINQ)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pfd := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLRDHUP}}
+		unix.Poll(pfd, 0)
+		if q >= n && (!fin || pfd[0].Revents&unix.POLLRDHUP != 0) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("socket has %d bytes queued (want %d), end seen: %v", q, n, pfd[0].Revents&unix.POLLRDHUP != 0)
+		}
+		time.Sleep(time.Millisecond)
 	}
 }
 
